@@ -1,0 +1,56 @@
+# cbnet: `make install`, `make demo`, `make test`.
+# install builds .venv exactly as ../shared/STACK.md says works: torch first, then mmcv compiled against it
+# (no build isolation, CPU ops), then mmdet/mmpretrain and cbnet itself. Each step leaves a stamp so that a
+# second `make install` with nothing to do returns in seconds.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.14.1
+TORCHVISION_VERSION ?= 0.29.1
+MMCV_VERSION ?= 2.1.0
+# mmcv wheels we compiled, kept per torch version: pip's own cache is keyed by name+version only and would
+# hand an mmcv built against another torch back to us (STACK.md trap).
+MMCV_WHEEL_DIR ?= $(HOME)/.cache/cbnet/mmcv-wheels/torch-$(TORCH_VERSION)
+STAMPS := $(VENV)/.stamps
+PYTEST_ARGS ?=
+
+.PHONY: install demo test clean-venv
+
+install: $(STAMPS)/cbnet
+
+$(STAMPS)/venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip "setuptools>=77,<81" wheel
+	mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/torch-$(TORCH_VERSION): $(STAMPS)/venv
+	$(PIP) install -q torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
+	rm -f $(STAMPS)/torch-* $(STAMPS)/mmcv-* && touch $@
+
+$(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION): $(STAMPS)/torch-$(TORCH_VERSION)
+	$(PIP) install -q "setuptools>=77,<81" ninja
+	@if ! ls $(MMCV_WHEEL_DIR)/mmcv-$(MMCV_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "Compiling mmcv $(MMCV_VERSION) with CPU ops against torch $(TORCH_VERSION) (about 11 min on 2 cores)"; \
+		bash tools/misc/build_mmcv.sh $(PY) $(MMCV_VERSION) $(MMCV_WHEEL_DIR) || exit 1; \
+	fi
+	$(PIP) install -q --force-reinstall --no-deps $(MMCV_WHEEL_DIR)/mmcv-$(MMCV_VERSION)-*.whl
+	$(PIP) install -q $(MMCV_WHEEL_DIR)/mmcv-$(MMCV_VERSION)-*.whl
+	@$(PY) -c "import mmcv._ext, mmcv.ops; print('mmcv', mmcv.__version__, 'with compiled ops: OK')" || \
+		{ echo "ERROR: mmcv was installed WITHOUT its compiled ops (mmcv._ext). Delete $(MMCV_WHEEL_DIR) and run make install again." >&2; exit 1; }
+	rm -f $(STAMPS)/mmcv-* && touch $@
+
+$(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requirements/pinned.txt requirements/tests.txt requirements/optional.txt setup.py
+	$(PIP) install -q -r requirements/pinned.txt -r requirements/tests.txt -r requirements/optional.txt
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	@$(PY) -c "import mmcv._ext, mmdet, mmpretrain, cbnet; print('cbnet', cbnet.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__)"
+	touch $@
+
+demo: install
+	$(PY) tools/misc/demo.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,9 @@
+"""cbnet: CBNetV2 composite backbones (Dual/Triple) for MMDetection 3.x.
+
+``import cbnet`` (or ``custom_imports = dict(imports=['cbnet'])`` in a config) registers every module in
+mmdet's registries.
+"""
+from .version import __version__
+from . import engine, models, utils  # noqa: F401,E402
+
+__all__ = ['__version__']

@@ -1,0 +1,2 @@
+"""Importing this registers every cbnet model in mmdet's registries."""
+from . import backbones, detectors, necks, tta  # noqa: F401
