@@ -1,0 +1,124 @@
+"""tools/analysis_tools/model_stats.py: configs in, sane statistics out (tiny models, CPU)."""
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+import model_stats  # noqa: E402
+
+TINY_RESNET = ("dict(type='ResNet', depth=18, base_channels=8, stem_channels=8, out_indices=(0, 1, 2, 3), "
+               "norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, "
+               "init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18'))")
+SINGLE = f"""
+_base_ = 'mmdet::_base_/models/faster-rcnn_r50_fpn.py'
+custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)
+inner = {TINY_RESNET}
+model = dict(
+    backbone=inner,
+    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
+    rpn_head=dict(in_channels=16, feat_channels=16),
+    roi_head=dict(bbox_roi_extractor=dict(out_channels=16),
+                  bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=3)),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=100, max_per_img=20), rcnn=dict(sampler=dict(num=16))),
+    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=20), rcnn=dict(max_per_img=10)))
+"""
+DUAL = """
+_base_ = './single.py'
+model = dict(type='CBFasterRCNN',
+             backbone=dict(_delete_=True, type='CBNet', backbone={{_base_.inner}}, num_backbones=2))
+"""
+BACKBONE_ONLY = f"""
+custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)
+model = dict(type='CBNet', backbone={TINY_RESNET}, num_backbones={{k}})
+"""
+SINGLE_BACKBONE = f"""
+model = {TINY_RESNET}
+"""
+
+
+@pytest.fixture(scope='module')
+def configs(tmp_path_factory):
+    d = tmp_path_factory.mktemp('cfgs')
+    files = {'single': SINGLE, 'dual': DUAL, 'bb1': SINGLE_BACKBONE,
+             'bb2': BACKBONE_ONLY.replace('{k}', '2'), 'bb3': BACKBONE_ONLY.replace('{k}', '3')}
+    for name, text in files.items():
+        (d / f'{name}.py').write_text(text)
+    return {name: str(d / f'{name}.py') for name in files}
+
+
+def test_mmdet_scope_paths_resolve_to_the_installed_config():
+    path = model_stats.resolve_config_path('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    assert osp.isfile(path) and path.endswith(osp.join('.mim', 'configs', 'faster_rcnn',
+                                                       'faster-rcnn_r50_fpn_1x_coco.py'))
+    with pytest.raises(FileNotFoundError, match='installed mmdet configs'):
+        model_stats.resolve_config_path('mmdet::no_such/config.py')
+    with pytest.raises(FileNotFoundError, match='not found'):
+        model_stats.resolve_config_path('no/such/config.py')
+
+
+def test_pretrained_is_disabled_everywhere_in_the_config(configs):
+    cfg = model_stats.load_config(configs['dual'])
+    text = json.dumps(cfg.model.to_dict())
+    assert 'Pretrained' not in text and 'torchvision://' not in text
+    assert cfg.model.backbone.backbone.init_cfg is None
+
+
+def test_cli_writes_sane_json_for_single_and_dual_detectors(configs, tmp_path, capsys):
+    out = tmp_path / 'stats.json'
+    rows = model_stats.main([configs['single'], configs['dual'], '--shape', '64', '96', '--warmup', '0',
+                             '--repeat', '2', '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert 'single.py' in printed and 'dual.py' in printed and 'Not counted' in printed
+    data = json.loads(out.read_text())
+    assert data['environment']['torch'] and data['environment']['mmdet'] == '3.3.0'
+    single, dual = data['results']
+    assert [r['num_backbones'] for r in (single, dual)] == [1, 2]
+    assert dual['model_type'] == 'CBFasterRCNN' and dual['backbone_type'] == 'CBNet'
+    for r in (single, dual):
+        assert r['params']['total'] > r['params']['backbone'] > 0
+        assert r['flops']['total'] > r['flops']['backbone'] > 0
+        assert r['input_shape'] == [64, 96]  # 64x96 is already a multiple of the pad divisor 32
+        assert r['latency']['median_s'] > 0 and len(r['latency']['times_s']) == 2
+        assert sum(r['params']['modules'].values()) == r['params']['total']
+    # The detectors differ only in the backbone: Dual adds a (pruned) branch and the connections.
+    assert dual['params']['total'] - single['params']['total'] == \
+        dual['params']['backbone'] - single['params']['backbone'] > 0
+    assert len(dual['params']['branches']) == 2 and dual['params']['composition'] > 0
+    assert single['params']['branches'] == [single['params']['backbone']]
+    assert single['params']['composition'] == 0
+    assert 1.3 < dual['flops']['backbone'] / single['flops']['backbone'] < 2.3
+    # The RoI head's custom RoIAlign is traced as a Python op that the counter cannot count.
+    assert any('RoIAlign' in op or 'PythonOp' in op for op in dual['flops']['uncounted_ops'])
+
+
+def test_backbone_only_configs_single_dual_triple(configs):
+    rows = [model_stats.collect_stats(configs[k], (64, 64), latency=False) for k in ('bb1', 'bb2', 'bb3')]
+    params = [r['params']['total'] for r in rows]
+    flops = [r['flops']['total'] for r in rows]
+    assert params[0] < params[1] < params[2] and flops[0] < flops[1] < flops[2]
+    assert [len(r['params']['branches']) for r in rows] == [1, 2, 3]
+    # Branch FLOPs + composition FLOPs add up to the backbone's.
+    tri = rows[2]['flops']
+    assert sum(tri['branches']) + tri['composition'] == tri['backbone'] == tri['total']
+    assert tri['composition'] > 0  # the 1x1 convs and resizes of the connections are counted
+
+
+def test_train_step_time_and_peak_memory_in_a_subprocess(configs):
+    result = model_stats.measure_train_step(configs['dual'], (64, 64), 'cpu', batch_size=2, warmup=1,
+                                            repeat=1)
+    assert result['median_s'] > 0 and result['batch_size'] == 2
+    assert result['loss'] == result['loss'] and result['loss'] > 0  # finite, positive loss
+    # Activations + gradients of a training step are real memory: more than one MiB even for this model.
+    assert result['peak_mem_increase_bytes'] > 2**20
+    assert 'VmHWM' in result['mem_method']
+
+
+def test_cuda_without_cuda_is_a_clear_error(configs, capsys, monkeypatch):
+    monkeypatch.setattr(model_stats.torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit):
+        model_stats.parse_args([configs['single'], '--device', 'cuda'])
+    assert 'CUDA is not available' in capsys.readouterr().err
