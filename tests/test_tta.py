@@ -224,8 +224,9 @@ def test_no_detections_and_bad_inputs_give_clear_results_or_errors():
     del no_flip_key.flip
     with pytest.raises(KeyError, match='PackDetInputs'):
         _merge([no_flip_key])
-    with pytest.raises(ValueError, match='max_per_img'):
-        DetTTAModelWithMasks(module=_NoModel(), tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5)))
+    defaults = DetTTAModelWithMasks(module=_NoModel()).tta_cfg  # a config may say just dict(type=...)
+    assert defaults.nms.iou_threshold == 0.5 and defaults.max_per_img == 100
+    assert defaults.mask_voting.iou_threshold == 0.5 and defaults.mask_voting.mask_thr == 0.5
     with pytest.raises(ValueError, match='mask_voting'):
         DetTTAModelWithMasks(module=_NoModel(), tta_cfg={**NMS_CFG, 'mask_voting': dict(thr=0.3)})
 

@@ -18,6 +18,8 @@ from mmcv.ops import batched_nms
 from .mask_voting import find_voters, vote_masks
 
 _REQUIRED_META_KEYS = ('ori_shape', 'flip', 'flip_direction')
+# What mmdet's tools/test.py uses when a config has no tta_model.
+_DEFAULT_TTA_CFG = dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
 
 
 @MODELS.register_module()
@@ -26,7 +28,7 @@ class DetTTAModelWithMasks(DetTTAModel):
 
     Args:
         tta_cfg: ``dict(nms=dict(type='nms' | 'soft_nms', iou_threshold=...), max_per_img=...)`` as for
-            mmdet's ``DetTTAModel``, plus optional ``mask_voting=dict(iou_threshold=None, mask_thr=0.5)``:
+            mmdet's ``DetTTAModel`` (missing keys: ``nms`` with IoU 0.5, ``max_per_img=100``), plus optional ``mask_voting=dict(iou_threshold=None, mask_thr=0.5)``:
             a pre-NMS detection of the same class votes for a kept one when their boxes' IoU is >=
             ``iou_threshold`` (``None``: the NMS threshold); merged pixels are those with a score-weighted
             vote >= ``mask_thr``.
@@ -39,11 +41,7 @@ class DetTTAModelWithMasks(DetTTAModel):
     """
 
     def __init__(self, tta_cfg: Optional[dict] = None, **kwargs) -> None:
-        tta_cfg = ConfigDict(tta_cfg or {})
-        missing = [key for key in ('nms', 'max_per_img') if key not in tta_cfg]
-        if missing:
-            raise ValueError(f'tta_cfg lacks {missing}; use e.g. tta_cfg=dict(nms=dict(type="nms", '
-                             f'iou_threshold=0.5), max_per_img=100).')
+        tta_cfg = ConfigDict({**_DEFAULT_TTA_CFG, **(tta_cfg or {})})
         voting = ConfigDict(iou_threshold=None, mask_thr=0.5)
         voting.update(tta_cfg.get('mask_voting', {}))
         if voting.iou_threshold is None:
