@@ -45,8 +45,10 @@ def _occupancy(view_masks: Sequence[Tensor], flip_directions: Sequence[Optional[
     """
     rows, cols = [], []
     for masks, direction in zip(view_masks, flip_directions):
-        masks = masks > 0
-        view_rows, view_cols = masks.any(dim=-1), masks.any(dim=-2)
+        masks = masks if masks.dtype == torch.bool else masks > 0  # (a compare on bool copies)
+        # amax over uint8 is vectorised on the CPU, any() over bool is ~50x slower at COCO sizes
+        masks = masks.view(torch.uint8)
+        view_rows, view_cols = masks.amax(dim=-1) > 0, masks.amax(dim=-2) > 0
         if direction in ('vertical', 'diagonal'):
             view_rows = view_rows.flip(-1)
         if direction in ('horizontal', 'diagonal'):

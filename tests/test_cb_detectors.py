@@ -1,0 +1,153 @@
+"""Assistant supervision for two- and single-stage detectors: losses, weights, gradients, eval path, errors."""
+import pytest
+import torch
+from cb_fixtures import family, tiny_batch, tiny_detector_cfg
+from mmdet.registry import MODELS
+
+from cbnet.models import MultiBranchFeatures
+from cbnet.models.detectors import CB_DETECTORS
+
+DETECTORS = {
+    'CBFasterRCNN': ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', False),
+    'CBMaskRCNN': ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', True),
+    'CBCascadeRCNN': ('cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py', True),
+    'CBHybridTaskCascade': ('htc/htc-without-semantic_r50_fpn_1x_coco.py', True),
+    'CBRetinaNet': ('retinanet/retinanet_r50_fpn_1x_coco.py', False),
+    'CBATSS': ('atss/atss_r50_fpn_1x_coco.py', False),
+    'CBFCOS': ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', False),
+}
+
+
+def build(name, num_backbones=2, **kwargs):
+    path, _ = DETECTORS[name]
+    model = MODELS.build(tiny_detector_cfg(path, name, num_backbones, **kwargs))
+    model.init_weights()
+    return model
+
+
+def losses_of(model, batch, seed=0):
+    torch.manual_seed(seed)
+    return model.loss(batch['inputs'], batch['data_samples'])
+
+
+def test_contract_names_registered():
+    for name in list(DETECTORS) + ['CBGFL', 'CBTOOD', 'CBPAA', 'CBGridRCNN', 'CBSparseRCNN']:
+        assert name in CB_DETECTORS and MODELS.get(name) is not None, name
+
+
+@pytest.mark.parametrize('num_backbones', [2, 3])
+@pytest.mark.parametrize('name', list(DETECTORS))
+def test_losses_per_branch_and_gradients_everywhere(name, num_backbones):
+    model = build(name, num_backbones)
+    model.train()
+    batch = tiny_batch(model, with_mask=DETECTORS[name][1])
+    losses = losses_of(model, batch)
+    lead_keys = {k for k in losses if not k.startswith('assist')}
+    assert any('loss' in k for k in lead_keys)
+    for k in range(1, num_backbones):
+        assert {f'assist{k}_{key}' for key in lead_keys} <= set(losses), k
+    assert not any(k.startswith(f'assist{num_backbones}_') for k in losses)
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize('name', ['CBFasterRCNN', 'CBRetinaNet'])
+def test_assisting_losses_are_scaled_by_their_weight(name):
+    model = build(name, 3, assist_loss_weights=[1.0, 1.0])
+    model.train()
+    batch = tiny_batch(model)
+    unweighted = losses_of(model, batch)
+    model.assist_loss_weights = [0.5, 0.25]
+    weighted = losses_of(model, batch)
+    checked = 0
+    for key, value in unweighted.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        got = weighted[key] if isinstance(weighted[key], (list, tuple)) else [weighted[key]]
+        factor = 0.5 if key.startswith('assist1_') else 0.25 if key.startswith('assist2_') else 1.0
+        if 'loss' not in key:
+            factor = 1.0
+        for a, b in zip(values, got):
+            assert torch.allclose(b, a * factor, rtol=1e-5, atol=1e-7), key
+            checked += factor != 1.0
+    assert checked > 0
+
+
+def test_eval_runs_neck_and_heads_once_on_the_lead():
+    model = build('CBMaskRCNN', 3)
+    calls = {'neck': 0, 'rpn': 0, 'bbox': 0, 'branches': 0}
+    model.neck.register_forward_hook(lambda *a: calls.__setitem__('neck', calls['neck'] + 1))
+    model.rpn_head.register_forward_hook(lambda *a: calls.__setitem__('rpn', calls['rpn'] + 1))
+    model.roi_head.bbox_head.register_forward_hook(lambda *a: calls.__setitem__('bbox', calls['bbox'] + 1))
+    model.eval()
+    batch = tiny_batch(model, training=False, with_mask=True)
+    with torch.no_grad():
+        results = model.predict(batch['inputs'], batch['data_samples'])
+    assert calls['neck'] == 1 and calls['rpn'] == 1 and calls['bbox'] == 1, calls
+    assert len(results) == 2 and 'masks' in results[0].pred_instances
+    # training runs them once per branch
+    for key in calls:
+        calls[key] = 0
+    model.train()
+    losses_of(model, tiny_batch(model, with_mask=True))
+    assert calls['neck'] == 3 and calls['rpn'] == 3, calls
+
+
+def test_extract_feat_in_eval_is_the_leads_neck_features():
+    model = build('CBFasterRCNN', 2)
+    model.eval()
+    x = tiny_batch(model, training=False)['inputs']
+    with torch.no_grad():
+        feats = model.extract_feat(x)
+        expected = model.neck(model.backbone(x))
+    assert isinstance(feats, tuple) and all(torch.equal(a, b) for a, b in zip(feats, expected))
+    model.train()
+    assert isinstance(model.extract_feat(x), MultiBranchFeatures)
+
+
+def test_htc_semantic_branch_supervised_per_branch():
+    cfg = tiny_detector_cfg('htc/htc_r50_fpn_1x_coco.py', 'CBHybridTaskCascade', 2)
+    model = MODELS.build(cfg)
+    model.train()
+    batch = tiny_batch(model, with_mask=True, with_semantic=True)
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    assert 'loss_semantic_seg' in losses and 'assist1_loss_semantic_seg' in losses
+
+
+def test_training_reduces_the_loss():
+    model = build('CBFasterRCNN', 2)
+    model.train()
+    batch = tiny_batch(model, seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    history = []
+    for step in range(12):
+        loss, _ = model.parse_losses(losses_of(model, batch, seed=step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert sum(history[-3:]) / 3 < sum(history[:3]) / 3, history
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+def test_cb_detector_with_plain_backbone_names_the_fix():
+    cfg = tiny_detector_cfg(DETECTORS['CBFasterRCNN'][0])
+    cfg['type'] = 'CBFasterRCNN'
+    with pytest.raises(TypeError, match="needs a composite backbone.*type='CBNet'"):
+        MODELS.build(cfg)
+
+
+def test_plain_detector_with_cb_backbone_in_training_names_the_fix():
+    cfg = tiny_detector_cfg(DETECTORS['CBFasterRCNN'][0], 'CBFasterRCNN')
+    cfg['type'] = 'FasterRCNN'
+    model = MODELS.build(cfg)
+    model.train()
+    with pytest.raises(TypeError, match='CBFasterRCNN'):
+        losses_of(model, tiny_batch(model))
+
+
+def test_assist_weights_must_match_branches():
+    with pytest.raises(ValueError, match='one value per assisting branch'):
+        build('CBFasterRCNN', 3, assist_loss_weights=[0.5])
