@@ -293,6 +293,16 @@ def test_tiny_mask_rcnn_two_scales_and_flip(images, nms_type):
         assert sample.pred_instances.masks.any(), 'voting lost every mask pixel'
 
 
+@pytest.mark.parametrize('base', ['htc/htc-without-semantic_r50_fpn_1x_coco.py',
+                                  'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'])
+def test_tiny_cascade_and_htc_flip_tta(images, base):
+    detector = build_tiny_detector(base, score_thr=0.0)
+    batch = tta_batch(images[1:], scales=[(96, 64)])
+    with torch.no_grad():
+        merged = DetTTAModelWithMasks(module=detector, tta_cfg=NMS_CFG).test_step(batch)
+    _assert_valid_instances(merged[0], with_masks=True)
+
+
 def test_paper_tta_config_builds_the_mask_tta_model_with_eight_views(images):
     cfg = Config.fromfile(str(REPO / 'configs/_base_/tta_htc_swin_l.py'))
     assert cfg.tta_model.type == 'DetTTAModelWithMasks'

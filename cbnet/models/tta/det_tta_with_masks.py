@@ -53,6 +53,30 @@ class DetTTAModelWithMasks(DetTTAModel):
         tta_cfg.mask_voting = voting
         super().__init__(tta_cfg=tta_cfg, **kwargs)
 
+    def test_step(self, data: dict) -> List[DetDataSample]:
+        """Predict every view, hiding its flip from the detector, then merge.
+
+        A detector's prediction in a view's own frame does not depend on how the view was made, but mmdet
+        3.3's cascade and HTC heads read ``flip`` from the meta info when they average their stages' mask
+        logits (``merge_aug_masks``, a leftover of 2.x TTA) and crash on flipped views (or would flip the
+        masks away from their boxes). The flip is only needed here, for merging.
+        """
+        if not isinstance(data, dict) or 'data_samples' not in data:
+            return super().test_step(data)
+        predictions = []
+        for view in range(len(data['data_samples'])):
+            view_data = {key: value[view] for key, value in data.items()}
+            flips = [sample.metainfo.get('flip') for sample in view_data['data_samples']]
+            for sample, flip in zip(view_data['data_samples'], flips):
+                if flip is not None:
+                    sample.set_metainfo(dict(flip=False))
+            view_predictions = self.module.test_step(view_data)
+            for sample, flip in zip(view_predictions, flips):
+                if flip is not None:
+                    sample.set_metainfo(dict(flip=flip))
+            predictions.append(view_predictions)
+        return self.merge_preds(list(zip(*predictions)))
+
     def _merge_single_sample(self, data_samples: List[DetDataSample]) -> DetDataSample:
         """Merge the views of one image; masks (if any) end up at the original image size."""
         for data_sample in data_samples:
@@ -71,7 +95,7 @@ class DetTTAModelWithMasks(DetTTAModel):
         instances = [data_sample.pred_instances for data_sample in data_samples]
         metas = [data_sample.metainfo for data_sample in data_samples]
         ori_shape = tuple(metas[0]['ori_shape'][:2])
-        for instance, meta in zip(instances, metas):
+        for instance in instances:
             if tuple(instance.masks.shape[-2:]) != ori_shape:
                 raise ValueError(f'TTA mask merging needs masks at the original image size {ori_shape}, got '
                                  f'{tuple(instance.masks.shape[-2:])}: predict with rescale=True.')
