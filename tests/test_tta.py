@@ -274,23 +274,22 @@ def _assert_valid_instances(sample: DetDataSample, with_masks: bool):
         assert inst.masks.shape == (n, h, w) and inst.masks.dtype == torch.bool
 
 
-@pytest.mark.parametrize('nms_type', ['nms', 'soft_nms'])
-def test_tiny_mask_rcnn_two_scales_and_flip(images, nms_type):
+def test_tiny_mask_rcnn_two_scales_and_flip(images):
     detector = build_tiny_detector('_base_/models/mask-rcnn_r50_fpn.py', score_thr=0.0)
     batch = tta_batch(images, scales=[(96, 64), (128, 96)])
     assert len(batch['inputs']) == 4  # 2 scales x 2 flips
-    tta = DetTTAModelWithMasks(module=detector, tta_cfg=dict(nms=dict(type=nms_type, iou_threshold=0.5),
-                                                             max_per_img=15))
-    with torch.no_grad():
-        views = [detector.test_step(dict(inputs=inputs, data_samples=samples))
-                 for inputs, samples in zip(copy.deepcopy(batch['inputs']), copy.deepcopy(batch['data_samples']))]
-        merged = tta.test_step(batch)
-    assert [s.metainfo['ori_shape'][:2] for s in merged] == [(70, 90), (64, 64)]
-    for i, sample in enumerate(merged):
-        _assert_valid_instances(sample, with_masks=True)
-        n_views = sum(len(view[i].pred_instances) for view in views)
-        assert len(sample.pred_instances) <= min(15, n_views)
-        assert sample.pred_instances.masks.any(), 'voting lost every mask pixel'
+    with torch.no_grad():  # the views once, merged with both NMS types
+        views = list(zip(*[detector.test_step(dict(inputs=inputs, data_samples=samples))
+                           for inputs, samples in zip(batch['inputs'], batch['data_samples'])]))
+    for nms_type in ('nms', 'soft_nms'):
+        tta = DetTTAModelWithMasks(module=detector, tta_cfg=dict(nms=dict(type=nms_type, iou_threshold=0.5),
+                                                                 max_per_img=15))
+        merged = tta.merge_preds(copy.deepcopy(views))
+        assert [s.metainfo['ori_shape'][:2] for s in merged] == [(70, 90), (64, 64)]
+        for sample, image_views in zip(merged, views):
+            _assert_valid_instances(sample, with_masks=True)
+            assert len(sample.pred_instances) <= min(15, sum(len(view.pred_instances) for view in image_views))
+            assert sample.pred_instances.masks.any(), 'voting lost every mask pixel'
 
 
 @pytest.mark.parametrize('base', ['htc/htc-without-semantic_r50_fpn_1x_coco.py',

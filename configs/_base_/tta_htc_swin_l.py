@@ -8,7 +8,7 @@
 # test pipeline with tta_pipeline. Memory: masks of all 8 views are kept (boolean, original image size).
 #
 # Merging uses soft-NMS like the paper's RCNN test_cfg (iou 0.5). soft-NMS runs on the CPU in mmcv; for 8 views
-# x 100 detections per image that costs about a millisecond (see docs/testdev_tta.md).
+# x 100 detections per image that costs a few ms; see docs/testdev_tta.md.
 custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)
 
 tta_model = dict(

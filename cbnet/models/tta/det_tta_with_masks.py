@@ -28,10 +28,10 @@ class DetTTAModelWithMasks(DetTTAModel):
 
     Args:
         tta_cfg: ``dict(nms=dict(type='nms' | 'soft_nms', iou_threshold=...), max_per_img=...)`` as for
-            mmdet's ``DetTTAModel`` (missing keys: ``nms`` with IoU 0.5, ``max_per_img=100``), plus optional ``mask_voting=dict(iou_threshold=None, mask_thr=0.5)``:
-            a pre-NMS detection of the same class votes for a kept one when their boxes' IoU is >=
-            ``iou_threshold`` (``None``: the NMS threshold); merged pixels are those with a score-weighted
-            vote >= ``mask_thr``.
+            mmdet's ``DetTTAModel`` (missing keys: ``nms`` with IoU 0.5, ``max_per_img=100``), plus optional
+            ``mask_voting=dict(iou_threshold=None, mask_thr=0.5)``: a pre-NMS detection of the same class
+            votes for a kept one when their boxes' IoU is >= ``iou_threshold`` (``None``: the NMS
+            threshold); merged pixels are those with a score-weighted vote >= ``mask_thr``.
         **kwargs: ``module`` (the detector) and ``data_preprocessor``, as for ``BaseTTAModel``.
 
     Example::
