@@ -21,7 +21,9 @@ How each number is measured (and why):
   Counted: conv, linear, matmul/bmm/einsum (so attention products), norms, nearest/bilinear
   upsampling (so the composite connections' resizes), adaptive pooling.
 - Latency: eval-mode ``predict`` (with post-processing, without data loading and preprocessing),
-  batch 1, median of ``--repeat`` runs after ``--warmup`` runs.
+  batch 1, median of ``--repeat`` runs after ``--warmup`` runs. Wall clock by default; on a CPU
+  machine shared with other jobs, ``--timer cpu --threads 1`` counts this process' CPU time, which
+  the other jobs barely disturb.
 - ``--train``: one training step (forward with losses, backward, SGD step) on random images and
   boxes, median of ``--repeat`` steps after ``--warmup`` steps; peak memory of one step measured in a
   fresh subprocess per config so that earlier work cannot mask it:
@@ -286,9 +288,18 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+TIMERS = {'wall': time.perf_counter, 'cpu': time.process_time}
+
+
 def median_time(fn: Callable[[], Any], warmup: int, repeat: int, device: str,
-                progress: Optional[Callable[[str], None]] = None, what: str = '') -> Dict[str, Any]:
-    """Median (and min, all) wall time of ``fn`` over ``repeat`` runs after ``warmup`` runs."""
+                progress: Optional[Callable[[str], None]] = None, what: str = '',
+                timer: str = 'wall') -> Dict[str, Any]:
+    """Median (and min, all) time of ``fn`` over ``repeat`` runs after ``warmup`` runs.
+
+    ``timer='cpu'`` counts this process' CPU time instead of wall time: on a CPU machine shared
+    with other jobs (use one thread, ``--threads 1``) it measures the model's work, not the load.
+    """
+    clock = TIMERS[timer]
     for i in range(warmup):
         if progress:
             progress(f'{what} warm-up {i + 1}/{warmup}')
@@ -298,15 +309,16 @@ def median_time(fn: Callable[[], Any], warmup: int, repeat: int, device: str,
         if progress:
             progress(f'{what} {i + 1}/{repeat}')
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
-    return dict(median_s=statistics.median(times), min_s=min(times), times_s=times)
+        times.append(clock() - start)
+    return dict(median_s=statistics.median(times), min_s=min(times), times_s=times, timer=timer)
 
 
 def measure_latency(model: nn.Module, batch: dict, device: str, warmup: int, repeat: int,
-                    progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+                    progress: Optional[Callable[[str], None]] = None,
+                    timer: str = 'wall') -> Dict[str, Any]:
     model.eval()
 
     def run() -> None:
@@ -316,7 +328,7 @@ def measure_latency(model: nn.Module, batch: dict, device: str, warmup: int, rep
             else:
                 model(batch['inputs'])
 
-    return median_time(run, warmup, repeat, device, progress, 'latency')
+    return median_time(run, warmup, repeat, device, progress, 'latency', timer)
 
 
 def _rss_bytes() -> int:
@@ -364,8 +376,8 @@ def train_step_fn(model: nn.Module, batch: dict) -> Callable[[], float]:
 
 def measure_train_step_inprocess(cfg, shape: Tuple[int, int], device: str, batch_size: int,
                                  warmup: int, repeat: int,
-                                 progress: Optional[Callable[[str], None]] = None
-                                 ) -> Dict[str, Any]:
+                                 progress: Optional[Callable[[str], None]] = None,
+                                 timer: str = 'wall') -> Dict[str, Any]:
     """Time and peak memory of a training step in THIS process (call it in a fresh one)."""
     model = build_model(cfg, device)
     model.train()
@@ -389,20 +401,24 @@ def measure_train_step_inprocess(cfg, shape: Tuple[int, int], device: str, batch
         before = _reset_cpu_peak()
         loss = step()
         out.update(peak_mem_increase_bytes=_hwm_bytes() - before, rss_before_bytes=before,
+                   peak_rss_bytes=_hwm_bytes(),
                    mem_method='VmHWM - RSS before the step (fresh process, '
                    f'MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD})')
     out['loss'] = loss
-    out.update(median_time(step, 0, repeat, device, progress, 'train step'))
+    out.update(median_time(step, 0, repeat, device, progress, 'train step', timer))
     return out
 
 
 def measure_train_step(config: str, shape: Tuple[int, int], device: str, batch_size: int,
                        warmup: int, repeat: int, cfg_options: Optional[List[str]] = None,
-                       verbose: bool = True) -> Dict[str, Any]:
+                       verbose: bool = True, timer: str = 'wall',
+                       threads: Optional[int] = None) -> Dict[str, Any]:
     """Run :func:`measure_train_step_inprocess` in a fresh subprocess and return its result."""
     cmd = [sys.executable, osp.abspath(__file__), config, '--train-worker', '--device', device,
            '--shape', str(shape[0]), str(shape[1]), '--train-batch-size', str(batch_size),
-           '--warmup', str(warmup), '--repeat', str(repeat)]
+           '--warmup', str(warmup), '--repeat', str(repeat), '--timer', timer]
+    if threads:
+        cmd += ['--threads', str(threads)]
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD))
@@ -432,6 +448,12 @@ def environment() -> Dict[str, Any]:
         env['mmpretrain'] = mmpretrain.__version__
     except ImportError:
         pass
+    try:  # which code was measured (a dirty tree means uncommitted changes were measured too)
+        env['git'] = subprocess.run(
+            ['git', 'describe', '--always', '--dirty'], capture_output=True, text=True, timeout=10,
+            cwd=osp.dirname(osp.abspath(__file__))).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        env['git'] = None
     if torch.cuda.is_available():
         env['cuda'] = torch.version.cuda
         env['gpu'] = torch.cuda.get_device_name()
@@ -458,7 +480,8 @@ def collect_stats(config: str, shape: Tuple[int, int] = (800, 1333), device: str
                   flops: bool = True, latency: bool = True, train: bool = False,
                   warmup: int = 2, repeat: int = 10, train_batch_size: int = 2,
                   cfg_options: Optional[dict] = None,
-                  progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+                  progress: Optional[Callable[[str], None]] = None,
+                  timer: str = 'wall', threads: Optional[int] = None) -> Dict[str, Any]:
     """All statistics of one config (see the module docstring for the methods)."""
     def say(msg: str) -> None:
         if progress:
@@ -479,13 +502,14 @@ def collect_stats(config: str, shape: Tuple[int, int] = (800, 1333), device: str
         say('counting FLOPs')
         row['flops'] = count_flops(model, batch)
     if latency:
-        row['latency'] = measure_latency(model, batch, device, warmup, repeat, say)
+        row['latency'] = measure_latency(model, batch, device, warmup, repeat, say, timer)
     del model, batch
     gc.collect()
     if train:
         say('training step (subprocess)')
         row['train'] = measure_train_step(config, shape, device, train_batch_size, warmup,
-                                          repeat, _options_list(cfg_options))
+                                          repeat, _options_list(cfg_options), timer=timer,
+                                          threads=threads)
     return row
 
 
@@ -533,6 +557,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--train-batch-size', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs first')
     parser.add_argument('--repeat', type=int, default=10, help='timed runs (median reported)')
+    parser.add_argument('--timer', choices=list(TIMERS), default='wall',
+                        help='wall clock (default) or this process\' CPU time (for shared CPU '
+                        'machines, with --threads 1)')
+    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
     parser.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     parser.add_argument('--no-latency', action='store_true', help='skip the latency measurement')
     parser.add_argument('--out', help='write the statistics as JSON here')
@@ -554,11 +582,13 @@ def _progress_printer(index: int, total: int, config: str) -> Callable[[str], No
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     args = parse_args(argv)
     shape = (args.shape[0], args.shape[1])
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.train_worker:
         cfg = load_config(args.configs[0], args.cfg_options)
         result = measure_train_step_inprocess(
             cfg, shape, args.device, args.train_batch_size, args.warmup, args.repeat,
-            _progress_printer(1, 1, args.configs[0]))
+            _progress_printer(1, 1, args.configs[0]), args.timer)
         print(WORKER_MARKER + json.dumps(result), flush=True)
         return [result]
     rows = []
@@ -567,7 +597,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
             config, shape, args.device, flops=not args.no_flops, latency=not args.no_latency,
             train=args.train, warmup=args.warmup, repeat=args.repeat,
             train_batch_size=args.train_batch_size, cfg_options=args.cfg_options,
-            progress=_progress_printer(i, len(args.configs), config)))
+            progress=_progress_printer(i, len(args.configs), config), timer=args.timer,
+            threads=args.threads))
     print(format_table(rows))
     note = uncounted_note(rows)
     if note:

@@ -1,0 +1,233 @@
+# Copyright (c) cbnet contributors. All rights reserved.
+"""What does a composite backbone cost over K copies of the backbone? Single vs Dual vs Triple.
+
+    python benchmarks/backbone_overhead.py [--families r50 swin_t convnext_t] [--rounds 5]
+        [--shape 320 320] [--batch 2] [--device cpu] [--out-dir benchmarks/results]
+
+For R50, Swin-T and ConvNeXt-T (and a ``frozen_stages=1`` R50 pair, the detection default) this
+builds the single backbone and ``CBNet`` with K = 2 and 3 around it, and measures
+- params, and forward FLOPs (mmengine's FlopAnalyzer, train-mode forward of all branches, 1
+  multiply-add = 1 FLOP; element-wise additions are not counted),
+- the time of forward + backward in train mode (loss = sum of the means of all branches'
+  outputs), batch 2, 320x320: warm-up once, then ``--rounds`` rounds in which the variants of a
+  family run one after the other (alternating, so that load from other processes hits all of them
+  alike); the minimum over rounds is reported (the least disturbed run).
+Goals (issue 3): all stages trainable, Dual/single time ratio within 4% of the Dual/single FLOPs
+ratio (the composition adds no avoidable cost); ``frozen_stages=1`` Dual R50 <= 2.18x single R50.
+Writes ``backbone_overhead.json`` and ``backbone_overhead.md`` to ``--out-dir``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import os.path as osp
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+                            'analysis_tools'))
+import model_stats  # noqa: E402
+
+TIMERS = dict(cpu='CPU time of this process (time.process_time), single-threaded unless stated',
+              wall='wall clock, CUDA synchronised')
+TIME_GOAL = 0.04          # |time ratio / FLOPs ratio - 1| for all-trainable Dual
+FROZEN_DUAL_GOAL = 2.18   # frozen_stages=1 Dual R50 / single R50, the official code's ratio
+
+BACKBONES: Dict[str, dict] = {
+    'r50': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
+                frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+                style='pytorch'),
+    'swin_t': dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
+                   num_heads=[3, 6, 12, 24], window_size=7, mlp_ratio=4, qkv_bias=True,
+                   drop_rate=0., attn_drop_rate=0., drop_path_rate=0., patch_norm=True,
+                   out_indices=(0, 1, 2, 3), with_cp=False, convert_weights=True),
+    'convnext_t': dict(type='mmpretrain.ConvNeXt', arch='tiny', out_indices=(0, 1, 2, 3),
+                       drop_path_rate=0., gap_before_final_norm=False),
+    # The detection default: stem + first stage frozen, BN statistics frozen.
+    'r50_frozen1': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
+                        frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True),
+                        norm_eval=True, style='pytorch'),
+}
+
+
+def backbone_cfg(family: str, num_backbones: int) -> dict:
+    """The single backbone (K = 1) or ``CBNet`` with K branches of it."""
+    inner = copy.deepcopy(BACKBONES[family])
+    if num_backbones == 1:
+        return inner
+    return dict(type='CBNet', backbone=inner, num_backbones=num_backbones)
+
+
+def build(cfg: dict, device: str) -> nn.Module:
+    import cbnet  # noqa: F401
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    model_stats.disable_pretrained(cfg)
+    model = MODELS.build(cfg).to(device)
+    model.train()
+    return model
+
+
+def fwd_bwd(model: nn.Module, x: torch.Tensor) -> None:
+    """Forward + backward of the sum of the means of every output of every branch."""
+    model.zero_grad(set_to_none=True)
+    loss = sum(t.float().mean() for t in model_stats.flatten_tensors(model(x)))
+    loss.backward()
+
+
+def time_once(model: nn.Module, x: torch.Tensor, device: str, timer: str) -> float:
+    """Seconds of one forward + backward: wall clock, or this process' CPU time.
+
+    On a shared CPU machine wall time mostly measures the other jobs; the CPU time of a
+    single-threaded run counts only this process' work (cache and memory-bandwidth contention
+    still leak in, so the minimum over rounds is still taken).
+    """
+    clock = time.process_time if timer == 'cpu' else time.perf_counter
+    model_stats._sync(device)
+    start = clock()
+    fwd_bwd(model, x)
+    model_stats._sync(device)
+    return clock() - start
+
+
+def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, device: str,
+                   timer: str, log) -> List[Dict[str, Any]]:
+    models = {k: build(backbone_cfg(family, k), device) for k in ks}
+    x = torch.randn(batch, 3, *shape, device=device)
+    rows = []
+    for k, model in models.items():
+        params = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        flops = model_stats.count_flops_module(model, x[:1])
+        rows.append(dict(family=family, num_backbones=k, params=params,
+                         trainable_params=trainable, flops_per_image=flops, times_s=[]))
+        log(f'{family} K={k}: {params / 1e6:.2f}M params, {flops / 1e9:.2f} GFLOPs/img')
+    for k, model in models.items():  # warm-up (allocator, lazily built state)
+        time_once(model, x, device, timer)
+    for r in range(rounds):
+        for row, model in zip(rows, models.values()):
+            row['times_s'].append(time_once(model, x, device, timer))
+        log(f'{family} round {r + 1}/{rounds}: ' +
+            ', '.join(f"K={row['num_backbones']} {row['times_s'][-1]:.3f}s" for row in rows))
+    base = rows[0]
+    for row in rows:
+        row['time_s'] = min(row['times_s'])
+        row['time_ratio'] = row['time_s'] / base['time_s']
+        row['flops_ratio'] = row['flops_per_image'] / base['flops_per_image']
+        row['params_ratio'] = row['params'] / base['params']
+        row['time_over_flops'] = row['time_ratio'] / row['flops_ratio']
+    return rows
+
+
+def judge(rows: List[Dict[str, Any]]) -> List[str]:
+    """The issue's goals, checked against the measurements."""
+    verdicts = []
+    for row in rows:
+        if row['num_backbones'] == 1:
+            continue
+        if row['family'] == 'r50_frozen1':
+            if row['num_backbones'] == 2:
+                ok = row['time_ratio'] <= FROZEN_DUAL_GOAL
+                verdicts.append(f"frozen_stages=1 Dual R50 / single R50 = {row['time_ratio']:.3f}x "
+                                f"(goal <= {FROZEN_DUAL_GOAL}x): {'MET' if ok else 'NOT MET'}")
+            continue
+        dev = row['time_over_flops'] - 1
+        ok = abs(dev) <= TIME_GOAL
+        verdicts.append(f"{row['family']} K={row['num_backbones']}: time ratio "
+                        f"{row['time_ratio']:.3f} vs FLOPs ratio {row['flops_ratio']:.3f} "
+                        f"({dev:+.1%}; goal within {TIME_GOAL:.0%}): {'MET' if ok else 'NOT MET'}")
+    return verdicts
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    env = result['environment']
+    lines = [
+        '# Composite backbone overhead: single vs Dual vs Triple', '',
+        f"Generated {result['date']} by `{result['command']}`.", '',
+        f"Machine: {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch threads)"
+        + (f", GPU {env['gpu']}" if 'gpu' in env else '') + f", device `{result['device']}`. "
+        f"Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}"
+        ' (the machine is shared with other jobs; times are the minimum over rounds).', '',
+        'Versions: ' + ', '.join(f'{k} {env[k]}' for k in
+                                 ('python', 'torch', 'mmcv', 'mmengine', 'mmdet', 'mmpretrain',
+                                  'git') if k in env), '',
+        f"Timer: {TIMERS[result['timer']]}.", '',
+        f"Train mode, batch {result['batch']}, {result['shape'][0]}x{result['shape'][1]}, "
+        'forward + backward of the sum of all branch outputs\' means; FLOPs: forward, per image, '
+        'mmengine FlopAnalyzer (1 multiply-add = 1 FLOP; element-wise adds not counted).', '',
+        '| backbone | K | params (M) | params ratio | GFLOPs/img | FLOPs ratio | time (s) | '
+        'time ratio | time / FLOPs ratio |',
+        '|---|---|---|---|---|---|---|---|---|',
+    ]
+    for row in result['rows']:
+        lines.append(
+            f"| {row['family']} | {row['num_backbones']} | {row['params'] / 1e6:.2f} | "
+            f"{row['params_ratio']:.3f} | {row['flops_per_image'] / 1e9:.2f} | "
+            f"{row['flops_ratio']:.3f} | {row['time_s']:.3f} | {row['time_ratio']:.3f} | "
+            f"{row['time_over_flops']:.3f} |")
+    lines += ['', '## Goals', ''] + [f'- {v}' for v in result['verdicts']]
+    return '\n'.join(lines) + '\n'
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--families', nargs='+', default=list(BACKBONES), choices=list(BACKBONES))
+    parser.add_argument('--num-backbones', type=int, nargs='+', default=[1, 2, 3],
+                        help='K values to compare; the first is the baseline (default 1 2 3)')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--shape', type=int, nargs=2, default=[320, 320], metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--timer', choices=['cpu', 'wall'],
+                        help='cpu: process CPU time (default on CPU devices, with --threads 1); '
+                        'wall: wall clock (default on CUDA)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads on CPU (default 1: CPU time then measures work)')
+    parser.add_argument('--out-dir', default=osp.join(osp.dirname(osp.abspath(__file__)),
+                                                      'results'))
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    args = parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    timer = args.timer or ('wall' if args.device.startswith('cuda') else 'cpu')
+    if not args.device.startswith('cuda'):
+        torch.set_num_threads(args.threads)
+    loadavg_before = [round(v, 2) for v in os.getloadavg()]
+    rows = []
+    for family in args.families:
+        ks = [k for k in args.num_backbones if not (family == 'r50_frozen1' and k > 2)]
+        rows += measure_family(family, ks, tuple(args.shape), args.batch, args.rounds,
+                               args.device, timer, log)
+    result = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        command='python benchmarks/backbone_overhead.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        environment=model_stats.environment(), device=args.device, shape=args.shape,
+        batch=args.batch, rounds=args.rounds, timer=timer, loadavg_before=loadavg_before,
+        loadavg_after=[round(v, 2) for v in os.getloadavg()], rows=rows)
+    result['verdicts'] = judge(rows)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(osp.join(args.out_dir, 'backbone_overhead.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    md = markdown(result)
+    with open(osp.join(args.out_dir, 'backbone_overhead.md'), 'w') as f:
+        f.write(md)
+    print(md)
+    return result
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,287 @@
+# Copyright (c) cbnet contributors. All rights reserved.
+"""Detector-level costs of composite backbones: paper configs, with_cp memory, eval-mode cost.
+
+    python benchmarks/detector_costs.py paper   [--shape 800 1280]
+    python benchmarks/detector_costs.py memory  [--shape 800 1333] [--batch 1]
+    python benchmarks/detector_costs.py eval    [--shape 800 1333] [--repeat 3]
+
+paper:  our params and FLOPs of the paper's configs beside the paper's numbers (FLOPs at 1280x800,
+        the Swin/CBNetV2 convention; 1 multiply-add = 1 FLOP).
+memory: training-step peak memory of Dual-Swin-T Mask R-CNN with and without ``with_cp`` on every
+        branch (goal: <= 0.6x). On a CPU the increase of the peak RSS is the proxy (see
+        tools/analysis_tools/model_stats.py); on a GPU benchmarks/gpu_check.sh measures CUDA memory.
+eval:   a Dual detector's inference time over its single-backbone mmdet config's, and the number
+        of times the neck and heads run in eval vs training (the proof that assisting branches'
+        necks/heads are skipped at test time).
+Each writes ``benchmarks/results/<section>.json`` and ``.md`` (machine and versions recorded).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import os.path as osp
+import sys
+from collections import Counter
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+import model_stats  # noqa: E402
+
+RESULTS = osp.join(ROOT, 'benchmarks', 'results')
+
+# config, paper params (M), paper GFLOPs (None: not reported), what the paper row is
+PAPER = [
+    ('configs/cbnet/dual_r50_faster_rcnn.py', 69, 284, 'Faster R-CNN DB-R50 1x, 40.8 AP'),
+    ('configs/cbnet/dual_swin_t_mask_rcnn.py', 76, 357, 'Mask R-CNN DB-Swin-T 3x, 50.2/44.5'),
+    ('configs/cbnet/dual_swin_t_cascade_mask_rcnn.py', 114, 836,
+     'Cascade Mask R-CNN 4conv1fc DB-Swin-T 3x, 53.6/46.2'),
+    ('configs/cbnet/dual_swin_s_cascade_mask_rcnn.py', 156, None,
+     'Cascade Mask R-CNN DB-Swin-S, 56.3/48.6'),
+    ('configs/cbnet/dual_swin_b_htc.py', 231, None, 'HTC DB-Swin-B 20e, 57.9/50.2 (4conv1fc: 235M)'),
+    ('configs/cbnet/dual_swin_l_htc.py', 453, 2162, 'HTC 4conv1fc DB-Swin-L 1x, 59.1/51.0'),
+    ('configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py', 141, 429,
+     'Cascade R-CNN DB-Res2Net101-DCN 20e, 53.7'),
+]
+MEMORY_CONFIG = 'configs/cbnet/dual_swin_t_mask_rcnn.py'
+EVAL_PAIRS = [('configs/cbnet/dual_r50_faster_rcnn.py',
+               'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')]
+
+
+def _path(config: str) -> str:
+    return config if '::' in config or osp.isabs(config) else osp.join(ROOT, config)
+
+
+def _exists(config: str) -> bool:
+    try:
+        model_stats.resolve_config_path(_path(config))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _header(title: str, result: Dict[str, Any]) -> List[str]:
+    env = result['environment']
+    return [f'# {title}', '', f"Generated {result['date']} by `{result['command']}`.", '',
+            f"Machine: {env['cpu']} ({env['cpu_count']} cores)"
+            + (f", GPU {env['gpu']}" if 'gpu' in env else '')
+            + f"; load average at start {result['loadavg']} (shared with other jobs).", '',
+            'Versions: ' + ', '.join(f'{k} {env[k]}' for k in ('python', 'torch', 'mmcv',
+                                                                'mmengine', 'mmdet', 'mmpretrain',
+                                                                'git')
+                                     if k in env), '']
+
+
+# ---------------------------------------------------------------------------------------------
+def paper(args) -> Dict[str, Any]:
+    rows = []
+    for config, p_params, p_flops, what in PAPER:
+        if not _exists(config):
+            rows.append(dict(config=config, paper=what, missing=True))
+            print(f'skip {config}: not present', file=sys.stderr)
+            continue
+        stats = model_stats.collect_stats(
+            _path(config), tuple(args.shape), latency=False,
+            progress=model_stats._progress_printer(len(rows) + 1, len(PAPER), config))
+        rows.append(dict(config=config, paper=what, paper_params_m=p_params,
+                         paper_gflops=p_flops, params_m=stats['params']['total'] / 1e6,
+                         gflops=stats['flops']['total'] / 1e9,
+                         backbone_params_m=stats['params']['backbone'] / 1e6,
+                         backbone_gflops=stats['flops']['backbone'] / 1e9,
+                         input_shape=stats['input_shape'],
+                         uncounted_ops=stats['flops']['uncounted_ops']))
+    return dict(rows=rows)
+
+
+def paper_md(result: Dict[str, Any]) -> List[str]:
+    lines = [f"Input {result['shape'][0]}x{result['shape'][1]} (padded to a multiple of 32), "
+             'eval-mode tensor forward (RPN + RoI heads on all test proposals, no NMS), mmengine '
+             'FlopAnalyzer, 1 multiply-add = 1 FLOP.', '',
+             '| config | paper row | params (M) ours / paper | GFLOPs ours / paper | '
+             'backbone params (M) / GFLOPs |', '|---|---|---|---|---|']
+    for r in result['rows']:
+        if r.get('missing'):
+            lines.append(f"| {osp.basename(r['config'])} | {r['paper']} | config not present | | |")
+            continue
+        pf = '-' if r['paper_gflops'] is None else r['paper_gflops']
+        lines.append(f"| {osp.basename(r['config'])} | {r['paper']} | {r['params_m']:.1f} / "
+                     f"{r['paper_params_m']} | {r['gflops']:.0f} / {pf} | "
+                     f"{r['backbone_params_m']:.1f} / {r['backbone_gflops']:.0f} |")
+    ops = sorted({op for r in result['rows'] for op in r.get('uncounted_ops', {})})
+    lines += ['', 'Not counted by the FLOP counter (no rule): ' + ', '.join(ops)]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+def _with_cp_option(config: str) -> str:
+    """The ``--cfg-options`` key that reaches the innermost backbone's ``with_cp``."""
+    cfg = model_stats.load_config(_path(config))
+    key, node = 'model.backbone', cfg.model.backbone
+    while isinstance(node.get('backbone'), dict):
+        key, node = key + '.backbone', node['backbone']
+    return key + '.with_cp'
+
+
+def memory(args) -> Dict[str, Any]:
+    config = args.config or MEMORY_CONFIG
+    key = _with_cp_option(config)
+    rows = []
+    for with_cp in (False, True):
+        print(f'{config}: training step, with_cp={with_cp}', file=sys.stderr, flush=True)
+        r = model_stats.measure_train_step(
+            _path(config), tuple(args.shape), args.device, args.batch, warmup=1, repeat=1,
+            cfg_options=[f'{key}={with_cp}'], timer='cpu' if args.device == 'cpu' else 'wall',
+            threads=args.threads)
+        rows.append(dict(with_cp=with_cp, **r))
+    ratio = rows[1]['peak_mem_increase_bytes'] / rows[0]['peak_mem_increase_bytes']
+    return dict(config=config, cfg_option=key, batch=args.batch, rows=rows,
+                ratio_with_cp=ratio, goal=0.6, met=ratio <= 0.6)
+
+
+def memory_md(result: Dict[str, Any]) -> List[str]:
+    gib = 2**30
+    lines = [f"`{result['config']}`, one training step (forward, losses, backward, SGD), batch "
+             f"{result['batch']}, {result['shape'][0]}x{result['shape'][1]}, `{result['cfg_option']}`.",
+             f"Memory method: {result['rows'][0]['mem_method']}.", '',
+             '| with_cp | step peak increase (GiB) | process peak (GiB) | step time (s) |',
+             '|---|---|---|---|']
+    for r in result['rows']:
+        lines.append(f"| {r['with_cp']} | {r['peak_mem_increase_bytes'] / gib:.2f} | "
+                     f"{r.get('peak_rss_bytes', r.get('peak_mem_bytes', 0)) / gib:.2f} | "
+                     f"{r['median_s']:.1f} ({r['timer']}) |")
+    lines += ['', f"with_cp / without: {result['ratio_with_cp']:.2f}x (goal <= 0.6x): "
+              f"{'MET' if result['met'] else 'NOT MET'}"]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+def count_head_calls(model: nn.Module, batch_eval: dict, batch_train: dict) -> Dict[str, Dict]:
+    """Forward calls of the neck and every head in one predict and in one loss computation."""
+    targets = {}
+    for name in ('neck', 'rpn_head', 'bbox_head', 'mask_head'):
+        if isinstance(getattr(model, name, None), nn.Module):
+            targets[name] = getattr(model, name)
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is not None:
+        for name, child in roi_head.named_children():
+            if 'head' in name and isinstance(child, nn.ModuleList):
+                targets.update({f'roi_head.{name}.{i}': m for i, m in enumerate(child)})
+            elif 'head' in name:
+                targets[f'roi_head.{name}'] = child
+    calls: Counter = Counter()
+    handles = [m.register_forward_hook(lambda *a, n=n: calls.update([n]))
+               for n, m in targets.items()]
+    out = {}
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(batch_eval['inputs'], batch_eval['data_samples'], mode='predict')
+        out['eval'] = {n: calls[n] for n in targets}
+        calls.clear()
+        model.train()
+        model(batch_train['inputs'], batch_train['data_samples'], mode='loss')
+        out['train'] = {n: calls[n] for n in targets}
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def eval_cost(args) -> Dict[str, Any]:
+    torch.set_num_threads(args.threads or 1)
+    pairs = []
+    for dual, single in ([p.split('=', 1) for p in args.pairs] if args.pairs else EVAL_PAIRS):
+        if not _exists(dual):
+            pairs.append(dict(dual=dual, single=single, missing=True))
+            continue
+        rows = {}
+        for kind, config in (('single', single), ('dual', dual)):
+            rows[kind] = model_stats.collect_stats(
+                _path(config), tuple(args.shape), args.device, warmup=1, repeat=args.repeat,
+                timer='cpu' if args.device == 'cpu' else 'wall',
+                progress=model_stats._progress_printer(1, 2, config))
+        cfg = model_stats.load_config(_path(dual))
+        model = model_stats.build_model(cfg, args.device)
+        small = (128, 128)  # the call counts do not depend on the size
+        calls = count_head_calls(model, model_stats.make_batch(model, small, 1, False),
+                                 model_stats.make_batch(model, small, 2, True))
+        pairs.append(dict(
+            dual=dual, single=single, num_backbones=rows['dual']['num_backbones'],
+            latency_s={k: r['latency']['median_s'] for k, r in rows.items()},
+            latency_ratio=rows['dual']['latency']['median_s'] / rows['single']['latency']['median_s'],
+            gflops={k: r['flops']['total'] / 1e9 for k, r in rows.items()},
+            flops_ratio=rows['dual']['flops']['total'] / rows['single']['flops']['total'],
+            backbone_flops_ratio=rows['dual']['flops']['backbone'] / rows['single']['flops']['backbone'],
+            timer=rows['dual']['latency']['timer'], head_calls=calls))
+    return dict(pairs=pairs)
+
+
+def eval_md(result: Dict[str, Any]) -> List[str]:
+    lines = [f"Eval-mode `predict` (post-processing included), batch 1, {result['shape'][0]}x"
+             f"{result['shape'][1]}, median of {result['repeat']}; FLOPs of the tensor forward.", '',
+             '| Dual config / single config | latency single (s) | latency Dual (s) | latency ratio '
+             '| FLOPs ratio (whole detector) | backbone FLOPs ratio |', '|---|---|---|---|---|---|']
+    proofs = []
+    for p in result['pairs']:
+        if p.get('missing'):
+            lines.append(f"| {osp.basename(p['dual'])}: config not present | | | | | |")
+            continue
+        lines.append(f"| {osp.basename(p['dual'])} / {osp.basename(p['single'])} | "
+                     f"{p['latency_s']['single']:.2f} | {p['latency_s']['dual']:.2f} | "
+                     f"{p['latency_ratio']:.3f} | {p['flops_ratio']:.3f} | "
+                     f"{p['backbone_flops_ratio']:.3f} |")
+        proofs.append(f"- {osp.basename(p['dual'])} (K={p['num_backbones']}): forward calls in one "
+                      f"predict: {p['head_calls']['eval']}; in one training loss: "
+                      f"{p['head_calls']['train']}")
+    return lines + ['', 'Neck/head calls (hooks on each module):'] + proofs
+
+
+# ---------------------------------------------------------------------------------------------
+SECTIONS = {
+    'paper': (paper, paper_md, 'Paper configs: our params and FLOPs beside the paper\'s',
+              [800, 1280]),
+    'memory': (memory, memory_md, 'with_cp: training-step memory of Dual-Swin-T Mask R-CNN',
+               [800, 1333]),
+    'eval': (eval_cost, eval_md, 'Eval-mode cost of a Dual detector', [800, 1333]),
+}
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('section', choices=list(SECTIONS))
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'))
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--batch', type=int, default=1, help='memory: training batch size')
+    parser.add_argument('--repeat', type=int, default=3, help='eval: timed runs')
+    parser.add_argument('--threads', type=int, default=1, help='CPU threads (CPU timer)')
+    parser.add_argument('--config', help='memory: the config (default: Dual-Swin-T Mask R-CNN)')
+    parser.add_argument('--pairs', nargs='+', metavar='DUAL=SINGLE',
+                        help='eval: config pairs to compare (default: Dual-R50 Faster R-CNN)')
+    parser.add_argument('--out-dir', default=RESULTS)
+    args = parser.parse_args(argv)
+    fn, md_fn, title, default_shape = SECTIONS[args.section]
+    args.shape = args.shape or default_shape
+    result = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        command='python benchmarks/detector_costs.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        environment=model_stats.environment(), loadavg=[round(v, 2) for v in os.getloadavg()],
+        shape=args.shape, device=args.device, repeat=args.repeat)
+    result.update(fn(args))
+    md = '\n'.join(_header(title, result) + md_fn(result)) + '\n'
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(osp.join(args.out_dir, f'{args.section}.json'), 'w') as f:
+        json.dump(result, f, indent=2, default=str)
+    with open(osp.join(args.out_dir, f'{args.section}.md'), 'w') as f:
+        f.write(md)
+    print(md)
+    return result
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,246 @@
+# Copyright (c) cbnet contributors. All rights reserved.
+"""The measurements of ``benchmarks/gpu_check.sh`` (run it through that script on a GPU machine).
+
+    python benchmarks/gpu_bench.py --out DIR            # CUDA: full sizes, AMP
+    python benchmarks/gpu_bench.py --out DIR --dry-run  # CPU: the same code at tiny sizes, fp32
+
+Checks, each independent (a failure is recorded and the next check runs); results are written
+after every check, so a run cut short still leaves what it measured:
+1. ``train``: a few real training iterations (``model.train_step`` with the config's optimizer in
+   an ``AmpOptimWrapper``) on generated images and boxes/masks, batch 2 at 800x1333: img/s and
+   peak memory, Dual vs the single-backbone mmdet config (Faster R-CNN R50, Mask R-CNN Swin-T).
+2. ``with_cp``: Dual-Swin-L HTC at 1600x1400, batch 1, AMP, with and without ``with_cp`` on
+   every branch: peak memory (goal: fits in 24 GB with it) and step time.
+3. ``inference``: eval-mode ``predict`` img/s at batch 1, 800x1333, for the same configs.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import gc
+import json
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+import model_stats  # noqa: E402
+
+# (Dual config, its single-backbone mmdet config)
+TRAIN_PAIRS = [
+    ('configs/cbnet/dual_r50_faster_rcnn.py', 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    ('configs/cbnet/dual_swin_t_mask_rcnn.py',
+     'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'),
+]
+SWIN_L_HTC = 'configs/cbnet/dual_swin_l_htc.py'
+GIB = 2**30
+
+
+def set_with_cp(backbone_cfg: dict, value: bool) -> None:
+    """Turn gradient checkpointing on/off in the innermost backbone (every branch uses it)."""
+    while isinstance(backbone_cfg.get('backbone'), dict):
+        backbone_cfg = backbone_cfg['backbone']
+    backbone_cfg['with_cp'] = value
+
+
+def build_optim_wrapper(model, cfg, amp: bool):
+    from mmengine.optim import build_optim_wrapper as build
+    optim_cfg = copy.deepcopy(cfg.get('optim_wrapper', dict(
+        optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))))
+    optim_cfg['type'] = 'AmpOptimWrapper' if amp else 'OptimWrapper'
+    if not amp:
+        optim_cfg.pop('loss_scale', None)
+    return build(model, optim_cfg)
+
+
+def generated_batch(model, shape, batch_size: int) -> dict:
+    """Packed (not yet preprocessed) random images with boxes, masks, semantic maps if needed."""
+    from mmdet.testing import demo_mm_inputs
+    roi_head = getattr(model, 'roi_head', None)
+    return demo_mm_inputs(
+        batch_size=batch_size, image_shapes=(3, *shape), num_items=[8] * batch_size,
+        num_classes=model_stats._num_classes(model), with_mask=bool(model.with_mask),
+        with_semantic=bool(getattr(roi_head, 'with_semantic', False)), sem_seg_output_strides=8)
+
+
+def _reset_memory(device: str) -> None:
+    gc.collect()
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        model_stats._reset_cpu_peak()
+
+
+def _peak_memory(device: str) -> Dict[str, float]:
+    if device.startswith('cuda'):
+        return dict(peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB,
+                    peak_reserved_gib=torch.cuda.max_memory_reserved() / GIB)
+    return dict(peak_rss_gib=model_stats._hwm_bytes() / GIB)
+
+
+def train_iters(config: str, shape, batch_size: int, warmup: int, iters: int, device: str,
+                amp: bool, with_cp: Optional[bool] = None) -> Dict[str, Any]:
+    """img/s and peak memory of real training iterations (``train_step``) on generated data."""
+    cfg = model_stats.load_config(model_stats_path(config))
+    if with_cp is not None:
+        set_with_cp(cfg.model.backbone, with_cp)
+    _reset_memory(device)
+    model = model_stats.build_model(cfg, device).train()
+    optim_wrapper = build_optim_wrapper(model, cfg, amp)
+    data = generated_batch(model, shape, batch_size)
+    losses = None
+    for _ in range(warmup):
+        losses = model.train_step(data, optim_wrapper)
+    model_stats._sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        losses = model.train_step(data, optim_wrapper)
+    model_stats._sync(device)
+    elapsed = time.perf_counter() - start
+    out = dict(config=config, shape=list(shape), batch_size=batch_size, amp=amp,
+               with_cp=with_cp, iters=iters, s_per_iter=elapsed / iters,
+               img_per_s=batch_size * iters / elapsed,
+               loss=float(losses['loss']) if losses and 'loss' in losses else None,
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+    out.update(_peak_memory(device))
+    del model, optim_wrapper, data
+    _reset_memory(device)
+    return out
+
+
+def inference(config: str, shape, warmup: int, iters: int, device: str) -> Dict[str, Any]:
+    cfg = model_stats.load_config(model_stats_path(config))
+    model = model_stats.build_model(cfg, device).eval()
+    batch = model_stats.make_batch(model, shape, 1, training=False)
+    timing = model_stats.measure_latency(model, batch, device, warmup, iters)
+    del model
+    _reset_memory(device)
+    return dict(config=config, shape=list(shape), img_per_s=1 / timing['median_s'],
+                median_s=timing['median_s'])
+
+
+def model_stats_path(config: str) -> str:
+    """Repo-relative configs are resolved against the repo root (the script may run elsewhere)."""
+    if '::' in config or osp.isabs(config):
+        return config
+    return osp.join(ROOT, config)
+
+
+def available(config: str) -> bool:
+    try:
+        model_stats.resolve_config_path(model_stats_path(config))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def run_check(results: Dict[str, Any], name: str, fn: Callable[[], Any], save) -> None:
+    print(f'== {name}', flush=True)
+    start = time.perf_counter()
+    try:
+        results['checks'][name] = dict(ok=True, result=fn())
+    except Exception as exc:  # record and go on: one broken check must not hide the others
+        results['checks'][name] = dict(ok=False, error=f'{type(exc).__name__}: {exc}',
+                                       traceback=traceback.format_exc()[-4000:])
+        print(traceback.format_exc(), file=sys.stderr, flush=True)
+    results['checks'][name]['seconds'] = round(time.perf_counter() - start, 1)
+    print(json.dumps(results['checks'][name].get('result', results['checks'][name].get('error')),
+                     default=str)[:2000], flush=True)
+    save()
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    env = results['environment']
+    lines = [f"# GPU check ({'DRY RUN on CPU, tiny sizes' if results['dry_run'] else 'CUDA'})",
+             '', f"{results['date']}; device {env.get('gpu', env['cpu'])}; versions: "
+             + ', '.join(f'{k} {env[k]}' for k in ('torch', 'cuda', 'mmcv', 'mmengine', 'mmdet',
+                                                   'mmpretrain') if k in env)
+             + f"; mmcv ops: {results['mmcv_ops']}", '',
+             '| check | config | shape x batch | AMP | with_cp | img/s | s/iter | peak GiB |',
+             '|---|---|---|---|---|---|---|---|']
+    for name, check in results['checks'].items():
+        if not check['ok']:
+            lines.append(f"| {name} | FAILED: {check['error'][:150]} | | | | | | |")
+            continue
+        for r in check['result'] if isinstance(check['result'], list) else [check['result']]:
+            peak = r.get('peak_allocated_gib', r.get('peak_rss_gib'))
+            lines.append(
+                f"| {name} | {osp.basename(r['config'])} | {r['shape'][0]}x{r['shape'][1]} x "
+                f"{r.get('batch_size', 1)} | {r.get('amp', '-')} | {r.get('with_cp', '-')} | "
+                f"{r['img_per_s']:.2f} | {r.get('s_per_iter', r.get('median_s')):.3f} | "
+                + (f'{peak:.2f}' if peak is not None else '-') + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def mmcv_ops_kind() -> str:
+    import mmcv._ext as ext
+    return 'torchvision shim (benchmarks/mmcv_ext_shim.py)' if getattr(ext, 'SHIM', False) \
+        else 'compiled'
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--dry-run', action='store_true',
+                        help='CPU, fp32, tiny shapes, one iteration: exercises the same code')
+    parser.add_argument('--skip', nargs='*', default=[], help='checks to skip (by name prefix)')
+    args = parser.parse_args(argv)
+    import logging
+    logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter optimizer logs
+    dry = args.dry_run
+    device = 'cpu' if dry else 'cuda'
+    if not dry and not torch.cuda.is_available():
+        parser.error('CUDA is not available: run with --dry-run on a CPU machine')
+    amp = not dry
+    train_shape, big_shape = ((128, 160), (160, 128)) if dry else ((800, 1333), (1600, 1400))
+    warmup, iters = (1, 1) if dry else (3, 10)
+    os.makedirs(args.out, exist_ok=True)
+    results: Dict[str, Any] = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        dry_run=dry, environment=model_stats.environment(), mmcv_ops=mmcv_ops_kind(),
+        checks={})
+
+    def save() -> None:
+        with open(osp.join(args.out, 'gpu_check.json'), 'w') as f:
+            json.dump(results, f, indent=2, default=str)
+        with open(osp.join(args.out, 'gpu_check.md'), 'w') as f:
+            f.write(markdown(results))
+
+    def wanted(name: str) -> bool:
+        return not any(name.startswith(s) for s in args.skip)
+
+    configs_train = [c for pair in TRAIN_PAIRS for c in pair]
+    for config in configs_train:
+        name = f'train:{osp.basename(config)}'
+        if wanted('train') and available(config):
+            run_check(results, name, lambda c=config: train_iters(
+                c, train_shape, 2, warmup, iters, device, amp), save)
+        elif wanted('train'):
+            results['checks'][name] = dict(ok=False, error=f'config {config} not found')
+    if wanted('with_cp') and available(SWIN_L_HTC):
+        for with_cp in (True, False):  # with_cp first: without it may run out of memory
+            run_check(results, f'with_cp={with_cp}:{osp.basename(SWIN_L_HTC)}',
+                      lambda w=with_cp: train_iters(SWIN_L_HTC, big_shape, 1, 1, 2 if not dry
+                                                    else 1, device, amp, with_cp=w), save)
+    elif wanted('with_cp'):
+        results['checks']['with_cp'] = dict(ok=False, error=f'config {SWIN_L_HTC} not found')
+    if wanted('inference'):
+        for config in configs_train:
+            if available(config):
+                run_check(results, f'inference:{osp.basename(config)}',
+                          lambda c=config: inference(c, train_shape, warmup, iters, device), save)
+    save()
+    print(markdown(results))
+    return results
+
+
+if __name__ == '__main__':
+    main()
