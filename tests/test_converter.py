@@ -343,3 +343,69 @@ def test_bare_state_dict_files_are_read(tmp_path):
     torch.save(official, path)
     state, meta = load_official_checkpoint(str(path))
     assert meta == {} and set(state) == set(official)
+
+
+# -- the paper configs ----------------------------------------------------------------------------------------------
+def _official_for_config(model, inner_cfg, widths, family_name):
+    """A synthetic official file for a paper config: plain mmdet backbones in the official layout, connections
+    with the shapes the issue describes, the model's own neck/head keys (same names in mmdet 2.14, see above)."""
+    inner = MODELS.build(dict(inner_cfg, init_cfg=None))
+    state = OrderedDict()
+    for k in range(2):
+        for name, v in (to_original_swin(inner.state_dict()) if family_name == 'swin' else inner.state_dict()).items():
+            if k == 1 and name.startswith(('patch_embed.', ) if family_name == 'swin' else ('conv1.', 'layer1.')):
+                continue
+            state[f'backbone.cb_modules.{k}.{name}'] = v
+    if family_name == 'resnet':  # widths = cb_inplanes (stem + 4 stages)
+        for i in range(1, 4):
+            for j in range(4 - i):
+                p = f'backbone.cb_linears.{i}.{j}.'
+                state[p + '0.weight'] = torch.zeros(widths[i], widths[i + j + 1], 1, 1)
+                for n in ('weight', 'bias', 'running_mean', 'running_var'):
+                    state[p + '1.' + n] = torch.zeros(widths[i])
+                state[p + '1.num_batches_tracked'] = torch.tensor(0)
+    else:  # widths = the 4 stage widths; j = 0 is an identity
+        for i in range(4):
+            for j in range(1, 4 - i):
+                state[f'backbone.cb_linears.{i}.{j}.weight'] = torch.zeros(widths[i], widths[i + j], 1, 1)
+                state[f'backbone.cb_linears.{i}.{j}.bias'] = torch.zeros(widths[i])
+    state.update((k, v) for k, v in model.state_dict().items() if not k.startswith('backbone.'))
+    return state
+
+
+PAPER_CONFIGS = {
+    'configs/cbnet/dual_r50_faster_rcnn.py': (
+        dict(type='ResNet', depth=50), [64, 256, 512, 1024, 2048], 'resnet'),
+    'configs/cbnet/dual_swin_t_mask_rcnn.py': (
+        dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
+        [96, 192, 384, 768], 'swin'),
+    'configs/cbnet/dual_swin_t_cascade_mask_rcnn.py': (
+        dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
+        [96, 192, 384, 768], 'swin'),
+    'configs/cbnet/dual_swin_b_htc.py': (
+        dict(type='SwinTransformer', embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=7),
+        [128, 256, 512, 1024], 'swin'),
+}
+
+
+@pytest.mark.parametrize('config', [
+    pytest.param(c, marks=pytest.mark.slow) if 'swin_b' in c else c for c in PAPER_CONFIGS])  # HTC-B: ~17 s
+def test_official_checkpoint_of_a_paper_config_loads_strictly(config):
+    import os.path as osp
+
+    from cbnet.converters.cbnetv2 import build_target_model, drop_pruned_stages, verify_against_model
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    model = build_target_model(osp.join(root, config))
+    inner_cfg, widths, family_name = PAPER_CONFIGS[config]
+    official = _official_for_config(model, inner_cfg, widths, family_name)
+    converted, report = convert_cbnetv2_state_dict(official)
+    assert report.family == family_name
+    converted = drop_pruned_stages(converted, model, report)
+    assert verify_against_model(converted, model) == ([], [])
+    if family_name == 'resnet':
+        assert tuple(official['backbone.cb_linears.1.0.0.weight'].shape) == (256, 512, 1, 1)  # issue 5
+        assert [k for k, _ in report.dropped] == [f'backbone.cb_modules.1.bn1.{p}' for p in
+                                                  ('weight', 'bias', 'running_mean', 'running_var',
+                                                   'num_batches_tracked')]
+    else:
+        assert not report.dropped
