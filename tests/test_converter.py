@@ -353,7 +353,7 @@ def _official_for_config(model, inner_cfg, widths, family_name):
     state = OrderedDict()
     for k in range(2):
         for name, v in (to_original_swin(inner.state_dict()) if family_name == 'swin' else inner.state_dict()).items():
-            if k == 1 and name.startswith(('patch_embed.', ) if family_name == 'swin' else ('conv1.', 'layer1.')):
+            if k == 1 and name.startswith(('patch_embed.', ) if family_name == 'swin' else ('conv1.', 'stem.', 'layer1.')):
                 continue
             state[f'backbone.cb_modules.{k}.{name}'] = v
     if family_name == 'resnet':  # widths = cb_inplanes (stem + 4 stages)
@@ -376,6 +376,10 @@ def _official_for_config(model, inner_cfg, widths, family_name):
 PAPER_CONFIGS = {
     'configs/cbnet/dual_r50_faster_rcnn.py': (
         dict(type='ResNet', depth=50), [64, 256, 512, 1024, 2048], 'resnet'),
+    'configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py': (
+        dict(type='Res2Net', depth=101, scales=4, base_width=26, stage_with_dcn=(False, True, True, True),
+             dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False)),
+        [64, 256, 512, 1024, 2048], 'resnet'),
     'configs/cbnet/dual_swin_t_mask_rcnn.py': (
         dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
         [96, 192, 384, 768], 'swin'),
@@ -389,7 +393,7 @@ PAPER_CONFIGS = {
 
 
 @pytest.mark.parametrize('config', [
-    pytest.param(c, marks=pytest.mark.slow) if 'swin_b' in c else c for c in PAPER_CONFIGS])  # HTC-B: ~17 s
+    pytest.param(c, marks=pytest.mark.slow) if 'swin_b' in c or 'res2net' in c else c for c in PAPER_CONFIGS])
 def test_official_checkpoint_of_a_paper_config_loads_strictly(config):
     import os.path as osp
 
@@ -404,8 +408,23 @@ def test_official_checkpoint_of_a_paper_config_loads_strictly(config):
     assert verify_against_model(converted, model) == ([], [])
     if family_name == 'resnet':
         assert tuple(official['backbone.cb_linears.1.0.0.weight'].shape) == (256, 512, 1, 1)  # issue 5
+        # the official lead's unused stem BN (deep-stem Res2Net: its stem was already removed above)
         assert [k for k, _ in report.dropped] == [f'backbone.cb_modules.1.bn1.{p}' for p in
                                                   ('weight', 'bias', 'running_mean', 'running_var',
-                                                   'num_batches_tracked')]
+                                                   'num_batches_tracked') if 'res2net' not in config]
     else:
         assert not report.dropped
+
+
+def test_swin_classification_head_and_attention_masks_are_dropped_and_reported():
+    official = official_swin_backbone(SWIN)
+    official['backbone.cb_modules.0.layers.0.blocks.0.attn_mask'] = torch.zeros(4, 16, 16)
+    official['backbone.cb_modules.0.head.weight'] = torch.zeros(10, 64)
+    official['backbone.cb_modules.1.absolute_pos_embed'] = torch.zeros(1, 256, 8)
+    converted, report = convert_cbnetv2_state_dict(official)
+    reasons = dict(report.dropped)
+    assert set(reasons) == {'backbone.cb_modules.0.layers.0.blocks.0.attn_mask',
+                            'backbone.cb_modules.0.head.weight', 'backbone.cb_modules.1.absolute_pos_embed'}
+    assert 'recomputed' in reasons['backbone.cb_modules.0.layers.0.blocks.0.attn_mask']
+    assert not any('attn_mask' in k or 'head.' in k or 'absolute_pos_embed' in k for k in converted)
+    assert 'dropped backbone.cb_modules.0.head.weight' in report.summary()

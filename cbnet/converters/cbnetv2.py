@@ -22,6 +22,10 @@ Key mapping (official -> here; ``K = 2`` in every official file, ``k`` = branch,
   no parameters in either version. mmdet 3's ``TwoStageDetector._load_from_state_dict`` only renames
   ``bbox_head.*`` to ``rpn_head.*`` when a checkpoint has no ``rpn_head`` keys (RPN-only files); the released
   two-stage files have ``rpn_head`` keys, so it does nothing here.
+
+Given the target model (``convert_checkpoint(..., config=...)``), stages the model does not build in a
+non-first branch (a lead that stops at its last ``out_indices`` stage) and connections into them are dropped
+too; then the weights must load with no missing and no unexpected key. Everything dropped is reported.
 """
 import re
 from collections import OrderedDict
