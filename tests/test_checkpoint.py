@@ -63,7 +63,11 @@ def test_plain_torch_load_of_full_checkpoint(runs):
     assert ckpt['message_hub']['log_scalars']['train/loss'].current() > 0
 
 
+TORCH_WEIGHTS_ONLY_DEFAULT = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) >= (2, 6)
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not TORCH_WEIGHTS_ONLY_DEFAULT, reason='torch < 2.6 loads full pickles by default')
 def test_without_cbnet_the_same_checkpoint_is_refused(runs):
     # proves the registration is what makes it load (torch >= 2.6 refuses mmengine checkpoints by default)
     ckpt_file = osp.join(runs['straight'], 'iter_4.pth')

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import cbnet  # noqa: F401  (full checkpoints load with weights_only=True)
-from toy_utils import REPO, make_tiny_toy, write_tiny_config
+from toy_utils import DUAL_TOY, REPO, make_tiny_toy, write_tiny_config
 
 TOOLS = osp.join(REPO, 'tools')
 
@@ -109,10 +109,11 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_dist_train_two_processes_keep_identical_weights(tiny):
+    # the Dual-backbone demo model: composite backbone, shared neck/heads and assistant losses under DDP
     tmp = tiny['tmp']
     (tmp / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
     cfg = write_tiny_config(
-        str(tmp / 'tiny_dist.py'), tiny['data_root'], max_iters=3,
+        str(tmp / 'tiny_dist.py'), tiny['data_root'], base=DUAL_TOY, max_iters=3,
         extra="custom_imports = dict(imports=['cbnet', 'rank_dump_hook'], allow_failed_imports=False)\n"
               "custom_hooks = [dict(type='RankStateDumpHook')]\n")
     work_dir = str(tmp / 'dist')

@@ -7,6 +7,7 @@ from typing import Optional
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FASTER_TOY = osp.join(REPO, 'configs', '_toy_', 'faster_rcnn_r18_toy.py')
 MASK_TOY = osp.join(REPO, 'configs', '_toy_', 'mask_rcnn_r18_toy.py')
+DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')  # the demo model
 
 
 def make_toy_coco(out_dir: str, **kwargs) -> str:

@@ -2,7 +2,7 @@
 # here): AdamW, short linear warm-up, one step decay, validation and checkpoint at the end.
 _base_ = 'mmdet::_base_/default_runtime.py'
 
-max_iters = 600
+max_iters = 300
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
