@@ -1,0 +1,285 @@
+"""cbnetify: the composite-backbone (Dual/Triple CBNetV2) variant of any mmdet single- or two-stage detector config.
+
+The result is a *delta* on top of the source config, not a copy of it: the detector type becomes ``CB<Type>``
+(assistant supervision), the backbone is wrapped as ``dict(type='CBNet', backbone=<the original backbone>)``
+and ``cbnet`` joins ``custom_imports``. Everything else (neck, heads, data, schedule, the backbone's own
+``init_cfg``/``frozen_stages``/``norm_eval``/``with_cp``) is inherited unchanged: the neck is shared by all
+branches, and a ``Pretrained`` checkpoint of the inner backbone is loaded into every branch.
+
+``cbnetify_delta`` returns that delta (what ``tools/cbnetify.py`` writes under ``_base_ = SRC``);
+``cbnetify`` applies it to a :class:`~mmengine.config.Config` in memory, for scripts and notebooks.
+"""
+import copy
+import warnings
+from typing import List, Optional, Sequence, Union
+
+from mmengine.config import Config, ConfigDict
+
+CBNET_IMPORT = 'cbnet'
+LAYER_DECAY_CONSTRUCTOR = 'LearningRateDecayOptimizerConstructor'
+CB_LAYER_DECAY_CONSTRUCTOR = 'CBLearningRateDecayOptimizerConstructor'
+
+AssistWeight = Union[float, Sequence[float]]
+
+
+class CBNetifyError(ValueError):
+    """The config cannot be made composite; the message says why and what to do instead."""
+
+
+# -- public API --------------------------------------------------------------------------------------------------
+def cbnetify_delta(cfg: Config,
+                   num_backbones: int = 2,
+                   composition: str = 'DHLC',
+                   assist_weight: Optional[AssistWeight] = None,
+                   del_stages: Optional[int] = None) -> dict:
+    """The config entries that turn ``cfg`` (a merged mmdet detector config) into its CB variant.
+
+    Args:
+        cfg: the source config, as loaded by ``Config.fromfile`` (its ``_base_`` already merged).
+        num_backbones: K >= 2 (2 = Dual, 3 = Triple).
+        composition: ``DHLC`` (CBNetV2), ``AHLC``, ``SLC`` or ``ALLC``.
+        assist_weight: loss weight of the assisting branches (one float, or K-1 values); default 0.5 as in
+            CBNetV2.
+        del_stages: stages the lead (and any branch after the first) drops and takes from the first branch;
+            default: the official CBNetV2 choice for the family (1 for CNNs, 0 for Swin, whose official
+            ``cb_del_stages=1`` only removes the patch embedding).
+
+    Returns:
+        A plain dict to merge into ``cfg`` (it carries ``_delete_=True`` where the source must not leak in).
+
+    Raises:
+        CBNetifyError: for configs that have no CB variant (DETR-style or other detectors, no neck, an
+            unsupported backbone, already composite, bad arguments); the message says what to do.
+    """
+    _import_custom_modules(cfg)
+    model = cfg.get('model')
+    if not isinstance(model, dict) or 'type' not in model:
+        raise CBNetifyError('the config has no `model=dict(type=...)`: give a detector config (e.g. '
+                            'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py).')
+    _check_arguments(num_backbones, composition, assist_weight, del_stages)
+    cb_type = _cb_detector_type(model)
+    inner = _inner_backbone(model)
+    backbone_cls = _backbone_class(inner)
+    if del_stages is None:
+        del_stages = _default_del_stages(backbone_cls)
+
+    cb_backbone = dict(_delete_=True, type='CBNet', backbone=inner, num_backbones=num_backbones,
+                       composition=composition, del_stages=del_stages)
+    delta_model = dict(type=cb_type, backbone=cb_backbone,
+                       assist_loss_weights=_weights_value(0.5 if assist_weight is None else assist_weight))
+    delta = dict(custom_imports=_merged_custom_imports(cfg.get('custom_imports')), model=delta_model)
+
+    optim_wrapper = _optim_wrapper_delta(cfg)
+    if optim_wrapper:
+        delta['optim_wrapper'] = optim_wrapper
+    if cfg.get('load_from'):
+        warnings.warn(f'cbnetify: load_from={cfg.load_from!r} is a single-backbone checkpoint: its backbone keys '
+                      'do not match the composite model (they are skipped). Initialise the backbone from its '
+                      'ImageNet init_cfg instead, or convert an official CBNetV2 checkpoint with '
+                      'tools/model_converters/cbnetv2_to_cbnet.py.')
+    return delta
+
+
+def cbnetify(cfg: Config,
+             num_backbones: int = 2,
+             composition: str = 'DHLC',
+             assist_weight: Optional[AssistWeight] = None,
+             del_stages: Optional[int] = None) -> Config:
+    """A copy of ``cfg`` turned into its CB variant (``cfg`` is left unchanged); see :func:`cbnetify_delta`.
+
+    Example:
+        >>> cfg = Config.fromfile('configs/my_faster_rcnn.py')
+        >>> cb_cfg = cbnetify(cfg, num_backbones=3)  # Triple-backbone Faster R-CNN
+        >>> cb_cfg.model.type
+        'CBFasterRCNN'
+    """
+    delta = cbnetify_delta(cfg, num_backbones=num_backbones, composition=composition,
+                           assist_weight=assist_weight, del_stages=del_stages)
+    out = copy.deepcopy(cfg)
+    out.merge_from_dict(copy.deepcopy(delta))  # mmengine's merge honours `_delete_`
+    _import_custom_modules(out)  # registers cbnet, so that the result builds right away
+    return out
+
+
+# -- checks ------------------------------------------------------------------------------------------------------
+def _check_arguments(num_backbones, composition, assist_weight, del_stages) -> None:
+    from cbnet.models.backbones import COMPOSITIONS
+    if not isinstance(num_backbones, int) or isinstance(num_backbones, bool) or num_backbones < 2:
+        raise CBNetifyError(f'num_backbones must be an int >= 2 (2 = Dual, 3 = Triple), got {num_backbones!r}.')
+    if not isinstance(composition, str) or composition not in COMPOSITIONS.module_dict:
+        raise CBNetifyError(f'unknown composition {composition!r}; choose one of '
+                            f'{", ".join(sorted(COMPOSITIONS.module_dict))} (DHLC is the CBNetV2 default).')
+    if assist_weight is not None:
+        weights = [assist_weight] if isinstance(assist_weight, (int, float)) else list(assist_weight)
+        if len(weights) not in (1, num_backbones - 1) or not all(isinstance(w, (int, float)) and w >= 0
+                                                                  for w in weights):
+            raise CBNetifyError(f'assist_weight must be one non-negative number or {num_backbones - 1} of them '
+                                f'(one per assisting branch), got {assist_weight!r}.')
+    if del_stages is not None and (not isinstance(del_stages, int) or del_stages < 0):
+        raise CBNetifyError(f'del_stages must be an int >= 0, got {del_stages!r}.')
+
+
+def _registered(type_name: str):
+    from mmdet.registry import MODELS
+    try:
+        return MODELS.get(type_name)
+    except Exception:  # a scope whose package is not installed
+        return None
+
+
+def _cb_detector_type(model: dict) -> str:
+    """``CB<Type>``, or a refusal that says why this detector has no composite variant."""
+    from mmdet.models.detectors import DetectionTransformer
+
+    from cbnet.models.detectors import CB_DETECTORS, AssistedDetectorMixin
+    det_type = model['type']
+    if not isinstance(det_type, str):
+        raise CBNetifyError(f'model.type must be a registered name (a string), got {det_type!r}.')
+    scope, _, name = det_type.rpartition('.')
+    cls = _registered(det_type)
+    if cls is None:
+        raise CBNetifyError(f'model.type {det_type!r} is not a registered detector: import its package through '
+                            "the config's custom_imports first.")
+    if isinstance(cls, type) and issubclass(cls, AssistedDetectorMixin):
+        raise CBNetifyError(f'the config is already composite (model.type={det_type!r}): cbnetify its '
+                            'single-backbone source instead, or change num_backbones in this config.')
+    if isinstance(cls, type) and issubclass(cls, DetectionTransformer):
+        raise CBNetifyError(
+            f'{name} is a DETR-style detector: its transformer consumes backbone features through its own '
+            'encoder/decoder and has no per-branch assistant supervision, so it has no CB variant. cbnetify '
+            'supports single- and two-stage detectors (Faster/Mask/Cascade R-CNN, HTC, RetinaNet, ATSS, FCOS, '
+            'GFL, ...).')
+    cb_name = f'CB{cls.__name__}'
+    if cb_name not in CB_DETECTORS:
+        bases = ', '.join(c.__name__ for c in cls.__mro__[1:4])
+        raise CBNetifyError(
+            f'{name} (a {bases}) has no CB variant: cbnet supports subclasses of mmdet\'s SingleStageDetector '
+            'and TwoStageDetector (see cbnet.models.detectors.CB_DETECTORS). For a wrapper such as a '
+            'semi-supervised detector, cbnetify the detector config it wraps.')
+    if model.get('neck') is None:
+        raise CBNetifyError(
+            f'this {name} config has no neck: in CBNet every branch\'s features go through the same neck and '
+            'heads, and a neck-less detector (e.g. the C4 variants, whose RoI head holds the last ResNet stage) '
+            'cannot share them. Use the FPN variant of the config (e.g. faster-rcnn_r50_fpn_1x_coco.py).')
+    return f'{scope}.{cb_name}' if scope else cb_name
+
+
+def _inner_backbone(model: dict) -> dict:
+    backbone = model.get('backbone')
+    if not isinstance(backbone, dict) or not isinstance(backbone.get('type'), str):
+        raise CBNetifyError('model.backbone must be a dict with a registered type name, got '
+                            f'{backbone!r}.')
+    backbone = backbone.to_dict() if isinstance(backbone, ConfigDict) else copy.deepcopy(dict(backbone))
+    backbone.pop('_delete_', None)
+    return backbone
+
+
+def _backbone_class(backbone: dict) -> type:
+    """The backbone's class, if cbnet has an adapter for it (or for one of its base classes)."""
+    from cbnet.models.backbones import CBNet, supported_backbones
+    supported = supported_backbones()
+    cls = _registered(backbone['type'])
+    if cls is None:
+        raise CBNetifyError(f'backbone type {backbone["type"]!r} is not registered: import its package through '
+                            "the config's custom_imports (e.g. 'mmpretrain.models' for 'mmpretrain.*' types).")
+    if isinstance(cls, type) and issubclass(cls, CBNet):
+        raise CBNetifyError(f'the backbone is already composite ({backbone["type"]}): cbnetify its '
+                            'single-backbone source instead, or change num_backbones in this config.')
+    family = next((c for c in getattr(cls, '__mro__', ())
+                   if f'{c.__module__.split(".")[0]}.{c.__name__}' in supported), None)
+    if family is None:
+        raise CBNetifyError(
+            f'backbone {backbone["type"]!r} is not supported by CBNet. Supported families (and their '
+            f'subclasses): {", ".join(supported)} (mmdet ResNet covers ResNetV1d, ResNeXt, Res2Net). Another '
+            'family needs a stage adapter: see cbnet/models/backbones/adapters/base.py.')
+    return cls
+
+
+def _default_del_stages(backbone_cls: type) -> int:
+    from mmdet.models.backbones import SwinTransformer
+    return 0 if issubclass(backbone_cls, SwinTransformer) else 1
+
+
+def _weights_value(assist_weight: AssistWeight):
+    if isinstance(assist_weight, (int, float)):
+        return float(assist_weight)
+    weights = [float(w) for w in assist_weight]
+    return weights[0] if len(weights) == 1 else weights
+
+
+def _merged_custom_imports(existing) -> dict:
+    """The source's custom_imports plus ``cbnet`` (a list replaces a list when configs merge, so keep both)."""
+    out = dict(imports=[], allow_failed_imports=False)
+    if existing:
+        existing = existing.to_dict() if isinstance(existing, ConfigDict) else dict(existing)
+        imports = existing.get('imports', [])
+        out.update(existing)
+        out['imports'] = [imports] if isinstance(imports, str) else list(imports)
+    if CBNET_IMPORT not in out['imports']:
+        out['imports'].append(CBNET_IMPORT)
+    return out
+
+
+def _optim_wrapper_delta(cfg: Config) -> dict:
+    """mmdet's layer-wise lr decay (ConvNeXt recipes) keys on the plain backbone's parameter names and class;
+    with CBNet it would raise when the optimizer is built. Use cbnet's CB-aware constructor when it exists."""
+    optim_wrapper = cfg.get('optim_wrapper') or {}
+    if optim_wrapper.get('constructor') != LAYER_DECAY_CONSTRUCTOR:
+        return {}
+    from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    if OPTIM_WRAPPER_CONSTRUCTORS.get(CB_LAYER_DECAY_CONSTRUCTOR) is not None:
+        return dict(constructor=CB_LAYER_DECAY_CONSTRUCTOR)
+    warnings.warn(f'cbnetify: optim_wrapper.constructor={LAYER_DECAY_CONSTRUCTOR!r} only knows plain ConvNeXt '
+                  'parameter names and raises NotImplementedError for a CBNet backbone when training starts. '
+                  "Until cbnet provides a CB-aware one, set optim_wrapper.constructor='DefaultOptimWrapperConstructor' "
+                  '(no layer-wise lr decay) in the generated config.')
+    return {}
+
+
+def _import_custom_modules(cfg: Config) -> None:
+    custom = cfg.get('custom_imports')
+    if custom:
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**custom)
+
+
+# -- the file the CLI writes -------------------------------------------------------------------------------------
+LINE_WIDTH = 110
+
+
+def render_cb_config(base: str, delta: dict, source_note: Optional[str] = None, notes: Sequence[str] = ()) -> str:
+    """Python text of a config that inherits ``base`` and applies ``delta`` (short and readable)."""
+    model = delta['model']
+    k = model['backbone']['num_backbones']
+    kind = {2: 'Dual', 3: 'Triple'}.get(k, f'{k}-backbone')
+    lines: List[str] = [
+        f'# {kind} (CBNetV2) variant of {source_note or base}, written by tools/cbnetify.py.',
+        f'# {model["type"]}: the assisting branches\' losses (x {model["assist_loss_weights"]}) are logged as '
+        'assist<k>_*. The original backbone',
+        '# runs in every branch and its init_cfg checkpoint is loaded into each; the neck and heads are shared.',
+    ]
+    lines += [f'# NOTE: {note}' for note in notes]
+    lines += [f'_base_ = {base!r}', '']
+    lines += [f'{key} = {format_value(value, 0)}' for key, value in delta.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def format_value(value, indent: int) -> str:
+    """``dict(a=1, b=[...])`` in config style: one line when it fits, else one item per line (keys keep their
+    order, unlike yapf-formatted ``Config.pretty_text``)."""
+    if isinstance(value, dict) and all(isinstance(k, str) and k.isidentifier() for k in value):
+        items, opening, closing = [f'{k}={format_value(v, indent + 4)}' for k, v in value.items()], 'dict(', ')'
+    elif isinstance(value, dict):
+        items, opening, closing = [f'{k!r}: {format_value(v, indent + 4)}' for k, v in value.items()], '{', '}'
+    elif isinstance(value, (list, tuple)):
+        items = [format_value(v, indent + 4) for v in value]
+        opening, closing = ('[', ']') if isinstance(value, list) else ('(', ')')
+        if isinstance(value, tuple) and len(value) == 1:
+            items[0] += ','
+    else:
+        return repr(value)
+    one_line = opening + ', '.join(items) + closing
+    if indent + len(one_line) <= LINE_WIDTH and '\n' not in one_line:
+        return one_line
+    pad = ' ' * (indent + 4)
+    return opening + '\n' + ''.join(f'{pad}{item},\n' for item in items) + ' ' * indent + closing

@@ -1,0 +1,317 @@
+"""cbnetify over mmdet's own zoo: every converted config builds and trains (tiny), refusals say why."""
+import copy
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmdet.models.backbones import RegNet, Res2Net, ResNet, ResNetV1d, ResNeXt, SwinTransformer
+from mmdet.registry import MODELS
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import MessageHub
+from mmpretrain.models.backbones import ConvNeXt
+
+from cb_fixtures import _shrink, family, mmdet_config, tiny_batch
+from cbnet.cbnetify import CBNetifyError, cbnetify, cbnetify_delta
+from cbnet.models.backbones import CBNet
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CLI = osp.join(ROOT, 'tools', 'cbnetify.py')
+
+# (config in mmdet/.mim/configs, what it adds to the sample): detectors x backbones x necks
+ZOO = [
+    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',  # R50, FPN
+    'faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',  # R101
+    'faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py',  # ResNeXt
+    'mask_rcnn/mask-rcnn_r50-caffe_fpn_1x_coco.py',  # caffe style, requires_grad=False BN
+    'mask_rcnn/mask-rcnn_x101-32x4d_fpn_1x_coco.py',
+    'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+    'cascade_rcnn/cascade-mask-rcnn_x101-32x4d_fpn_1x_coco.py',
+    'htc/htc_r50_fpn_1x_coco.py',  # semantic branch
+    'retinanet/retinanet_r50_fpn_1x_coco.py',
+    'retinanet/retinanet_r18_fpn_1x_coco.py',  # BasicBlock ResNet
+    'atss/atss_r50_fpn_1x_coco.py',
+    'dyhead/atss_r50_fpn_dyhead_1x_coco.py',  # [FPN, DyHead] neck
+    'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'gfl/gfl_r50_fpn_1x_coco.py',
+    'tood/tood_r50_fpn_1x_coco.py',
+    'vfnet/vfnet_r50_fpn_1x_coco.py',
+    'fsaf/fsaf_r50_fpn_1x_coco.py',
+    'foveabox/fovea_r50_fpn_4xb4-1x_coco.py',
+    'centernet/centernet-update_r50-caffe_fpn_ms-1x_coco.py',
+    'sabl/sabl-faster-rcnn_r50_fpn_1x_coco.py',
+    'yolof/yolof_r50-c5_8xb8-1x_coco.py',  # C5 only, DilatedEncoder neck
+    'rpn/rpn_r50_fpn_1x_coco.py',
+    'grid_rcnn/grid-rcnn_r50_fpn_gn-head_1x_coco.py',
+    'libra_rcnn/libra-faster-rcnn_r50_fpn_1x_coco.py',  # [FPN, BFP] neck
+    'pafpn/faster-rcnn_r50_pafpn_1x_coco.py',  # PAFPN
+    'nas_fpn/retinanet_r50_nasfpn_crop640-50e_coco.py',  # NAS-FPN
+    'double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py',
+    'ms_rcnn/ms-rcnn_r50-caffe_fpn_1x_coco.py',  # mask scoring
+    'res2net/faster-rcnn_res2net-101_fpn_2x_coco.py',  # Res2Net
+    'regnet/retinanet_regnetx-800MF_fpn_1x_coco.py',  # RegNet
+    'regnet/mask-rcnn_regnetx-3.2GF_fpn_1x_coco.py',
+    'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',  # Swin
+    'swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py',
+    'convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py',  # mmpretrain ConvNeXt
+    'convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
+]
+#: converted and built, no loss: PAA's loss needs scikit-learn, which the project does not install
+BUILD_ONLY = ['paa/paa_r50_fpn_1x_coco.py']
+
+# most specific first: the tiny stand-in keeps the family (and so the adapter) of the real backbone
+TINY_FAMILIES = [(SwinTransformer, 'Swin'), (ConvNeXt, 'ConvNeXt'), (RegNet, 'RegNet'), (Res2Net, 'Res2Net'),
+                 (ResNeXt, 'ResNeXt'), (ResNetV1d, 'ResNetV1d'), (ResNet, 'ResNet')]
+#: options of the real backbone that the tiny stand-in keeps (what a user's config tunes)
+KEPT = ('out_indices', 'frozen_stages', 'norm_eval', 'style', 'strides', 'dilations', 'norm_cfg')
+_WIDTHS = {}
+
+
+def _family_of(backbone: dict) -> str:
+    cls = MODELS.get(backbone['type'])
+    return next(name for base, name in TINY_FAMILIES if issubclass(cls, base))
+
+
+def _tiny_widths(name: str):
+    """Output widths of every stage of the tiny ``name`` backbone (measured once)."""
+    if name not in _WIDTHS:
+        net = MODELS.build(family(name, out_indices=(0, 1, 2, 3)))
+        net.eval()  # some mmdet backbones' train() returns None
+        with torch.no_grad():
+            _WIDTHS[name] = [o.shape[1] for o in net(torch.zeros(1, 3, 64, 64))]
+    return _WIDTHS[name]
+
+
+def _no_syncbn(node):
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for v in node.values():
+            _no_syncbn(v)
+    elif isinstance(node, list):
+        for v in node:
+            _no_syncbn(v)
+    return node
+
+
+def shrink_cb_model(model: dict) -> dict:
+    """The cbnetified model with a tiny inner backbone of the same family (keeping the user's options that
+    matter to CBNet), narrow neck/heads and few samples: what a 2-core CPU can train in a second."""
+    model = _no_syncbn(copy.deepcopy(model))
+    inner = model['backbone']['backbone']
+    name = _family_of(inner)
+    tiny = family(name, **{k: inner[k] for k in KEPT if k in inner and name not in ('Swin', 'ConvNeXt')})
+    if name in ('Swin', 'ConvNeXt'):
+        tiny['out_indices'] = inner.get('out_indices', tiny['out_indices'])
+    model['backbone']['backbone'] = tiny
+    widths = [_tiny_widths(name)[i] for i in tiny['out_indices']]
+    neck = model['neck'][0] if isinstance(model['neck'], list) else model['neck']
+    neck['in_channels'] = widths[-1] if isinstance(neck['in_channels'], int) else widths
+    if 'stack_times' in neck:  # NAS-FPN: one merging cell stack is enough to run it
+        neck['stack_times'] = 1
+    backbone = model.pop('backbone')
+    _shrink(model)
+    model['backbone'] = backbone
+    train_cfg = model.get('train_cfg') or {}
+    for stage in ('rpn', 'rcnn'):
+        stages = train_cfg.get(stage)
+        for s in (stages if isinstance(stages, list) else [stages] if stages else []):
+            if 'sampler' in s and 'num' in s['sampler']:
+                s['sampler']['num'] = 32
+    if 'rpn_proposal' in train_cfg:
+        train_cfg['rpn_proposal'].update(nms_pre=200, max_per_img=50)
+    return ConfigDict(model)  # detectors read train_cfg by attribute
+
+
+def _losses(model_cfg: dict) -> dict:
+    model = MODELS.build(model_cfg)
+    model.train()
+    roi_head = model_cfg.get('roi_head') or {}
+    MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD reads it; a Runner sets it
+    batch = tiny_batch(model, with_mask='mask_head' in roi_head, with_semantic='semantic_head' in roi_head)
+    return model(**batch, mode='loss')
+
+
+# -- the zoo --------------------------------------------------------------------------------------------------
+def test_zoo_sample_is_broad():
+    assert len(ZOO) + len(BUILD_ONLY) >= 25
+    families = {_family_of(mmdet_config(rel).model.backbone) for rel in ZOO}
+    assert families == {'ResNet', 'ResNeXt', 'Res2Net', 'RegNet', 'Swin', 'ConvNeXt'}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('rel', ZOO, ids=[osp.basename(r)[:-3] for r in ZOO])
+def test_zoo_config_cbnetified_builds_and_computes_losses(rel):
+    cfg = mmdet_config(rel)
+    cb = cbnetify(cfg)
+    assert cb.model.type == 'CB' + cfg.model.type
+    assert cb.model.backbone.type == 'CBNet' and cb.model.backbone.num_backbones == 2
+    assert cb.model.backbone.backbone == cfg.model.backbone  # the user's backbone, untouched, in every branch
+    assert cb.model.neck == cfg.model.neck  # shared as it is
+    losses = _losses(shrink_cb_model(cb.model.to_dict()))
+    assist = {k for k in losses if k.startswith('assist1_')}
+    lead = {k for k in losses if not k.startswith('assist')}
+    assert assist and {k[len('assist1_'):] for k in assist} == lead, sorted(losses)
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v)
+                for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total), {k: v for k, v in losses.items() if 'loss' in k}
+
+
+@pytest.mark.parametrize('rel', BUILD_ONLY)
+def test_zoo_config_cbnetified_builds(rel):
+    model = MODELS.build(shrink_cb_model(cbnetify(mmdet_config(rel)).model.to_dict()))
+    assert isinstance(model.backbone, CBNet)
+
+
+@pytest.mark.slow
+def test_real_size_configs_build_as_written():
+    """No shrinking: what the user trains. Widths are measured and the user's options reach every branch."""
+    r50 = MODELS.build(cbnetify(mmdet_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')).model)
+    bb = r50.backbone
+    assert bb.stage_out_channels == [256, 512, 1024, 2048] and len(bb.branches) == 2
+    assert bb.branches[0].init_cfg['checkpoint'] == 'torchvision://resnet50'  # loaded, then copied to branch 1
+    r50.train()
+    assert not any(p.requires_grad for p in bb.branches[0].conv1.parameters())  # frozen_stages=1: stem...
+    assert not any(p.requires_grad for p in bb.branches[0].layer1.parameters())  # ...and layer1
+    assert all(p.requires_grad for p in bb.branches[1].layer2.parameters())
+    assert all(not m.training for m in bb.branches[1].modules() if isinstance(m, torch.nn.BatchNorm2d))  # norm_eval
+
+    swin = MODELS.build(cbnetify(mmdet_config('swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'), num_backbones=3).model)
+    assert swin.backbone.stage_out_channels == [96, 192, 384, 768] and swin.backbone.del_stages == 0
+    assert swin.backbone.branches[0].convert_weights  # original Swin checkpoints still converted
+
+    convnext = MODELS.build(cbnetify(mmdet_config(
+        'convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py')).model)
+    assert convnext.backbone.stage_out_channels == [96, 192, 384, 768]
+    assert convnext.backbone.branches[0].init_cfg['prefix'] == 'backbone.'
+
+
+# -- API ------------------------------------------------------------------------------------------------------
+def test_delta_is_small_and_keeps_what_the_base_imports():
+    cfg = mmdet_config('convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py')
+    with pytest.warns(UserWarning, match='LearningRateDecayOptimizerConstructor'):
+        delta = cbnetify_delta(cfg, num_backbones=3, composition='SLC', assist_weight=0.3)
+    assert set(delta) == {'custom_imports', 'model'}
+    assert delta['custom_imports'] == dict(imports=['mmpretrain.models', 'cbnet'], allow_failed_imports=False)
+    assert set(delta['model']) == {'type', 'backbone', 'assist_loss_weights'}
+    assert delta['model']['assist_loss_weights'] == 0.3
+    backbone = delta['model']['backbone']
+    assert backbone['_delete_'] is True and backbone['backbone']['type'] == 'mmpretrain.ConvNeXt'
+    assert (backbone['num_backbones'], backbone['composition'], backbone['del_stages']) == (3, 'SLC', 1)
+
+
+def test_cbnetify_leaves_its_input_alone_and_takes_per_branch_weights():
+    cfg = mmdet_config('retinanet/retinanet_r18_fpn_1x_coco.py')
+    before = copy.deepcopy(cfg.to_dict())
+    cb = cbnetify(cfg, num_backbones=3, assist_weight=[0.2, 0.4], del_stages=2, composition='AHLC')
+    assert cfg.to_dict() == before
+    assert cb.model.assist_loss_weights == [0.2, 0.4]
+    assert cb.custom_imports.imports == ['cbnet']
+    model = MODELS.build(shrink_cb_model(cb.model.to_dict()))
+    assert model.assist_loss_weights == [0.2, 0.4] and model.backbone.del_stages == 2
+    assert type(model.backbone.composition).__name__ == 'AHLC' and model.backbone.num_backbones == 3
+
+
+# -- refusals -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('rel, reason', [
+    ('detr/detr_r50_8xb2-150e_coco.py', 'DETR-style'),
+    ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'DETR-style'),
+    ('conditional_detr/conditional-detr_r50_8xb2-50e_coco.py', 'DETR-style'),
+    ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'DETR-style'),
+    ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'no neck'),
+    ('faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py', 'no neck'),
+    ('maskformer/maskformer_r50_ms-16xb1-75e_coco.py', 'no neck'),
+    ('hrnet/faster-rcnn_hrnetv2p-w18-1x_coco.py', "'HRNet' is not supported"),
+    ('pvt/retinanet_pvt-t_fpn_1x_coco.py', "'PyramidVisionTransformer' is not supported"),
+    ('ssd/ssd300_coco.py', "'SSDVGG' is not supported"),
+    ('soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py', 'has no CB variant'),
+])
+def test_refusals_say_why(rel, reason):
+    with pytest.raises(CBNetifyError, match=reason):
+        cbnetify_delta(mmdet_config(rel))
+
+
+def test_refuses_what_is_already_composite_and_bad_arguments():
+    cfg = mmdet_config('retinanet/retinanet_r18_fpn_1x_coco.py')
+    with pytest.raises(CBNetifyError, match='already composite'):
+        cbnetify(cbnetify(cfg))
+    cfg_backbone_only = copy.deepcopy(cfg)
+    cfg_backbone_only.model.backbone = dict(type='CBResNet', depth=18)
+    with pytest.raises(CBNetifyError, match='already composite'):
+        cbnetify(cfg_backbone_only)
+    for kwargs, match in [(dict(num_backbones=1), 'num_backbones'), (dict(composition='XYZ'), 'DHLC'),
+                          (dict(num_backbones=3, assist_weight=[0.5, 0.5, 0.5]), 'one per assisting'),
+                          (dict(del_stages=-1), 'del_stages')]:
+        with pytest.raises(CBNetifyError, match=match):
+            cbnetify(cfg, **kwargs)
+
+
+# -- CLI ------------------------------------------------------------------------------------------------------
+def _unscoped(node):
+    if isinstance(node, dict):
+        return {k: _unscoped(v) for k, v in node.items() if k != '_scope_'}
+    if isinstance(node, (list, tuple)):
+        return type(node)(_unscoped(v) for v in node)
+    return node
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location('cbnetify_cli', CLI)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('src, args, expect', [
+    ('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', [], dict(num_backbones=2, composition='DHLC')),
+    ('mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', ['--num-backbones', '3', '--assist-weight', '0.3'],
+     dict(num_backbones=3, composition='DHLC', del_stages=0)),
+    ('mmdet::htc/htc_r50_fpn_1x_coco.py', ['--composition', 'SLC', '--del-stages', '2'],
+     dict(num_backbones=2, composition='SLC', del_stages=2)),
+])
+def test_cli_writes_a_small_config_that_inherits_and_builds(tmp_path, src, args, expect):
+    out = tmp_path / 'cb.py'
+    assert _cli().main([src, '-o', str(out)] + args) == 0
+    text = out.read_text()
+    assert len(text.splitlines()) < 60, text
+    assert f"_base_ = '{src}'" in text
+    cfg = Config.fromfile(str(out))
+    source = mmdet_config(src.split('::')[1])
+    assert cfg.model.type == 'CB' + source.model.type
+    for key, value in expect.items():
+        assert cfg.model.backbone[key] == value
+    assert cfg.model.assist_loss_weights == (0.3 if '0.3' in args else 0.5)
+    # inherited, not copied (through `mmdet::` the base's entries also get mmdet's _scope_)
+    assert _unscoped(cfg.model.neck) == source.model.neck and 'neck=' not in text
+    assert _unscoped(cfg.train_dataloader) == source.train_dataloader and 'dataloader' not in text
+    model = MODELS.build(shrink_cb_model(cfg.model.to_dict()))
+    assert model.backbone.num_backbones == expect['num_backbones']
+
+
+def test_cli_on_a_local_config_uses_a_relative_base(tmp_path):
+    src = tmp_path / 'mine' / 'retina.py'
+    src.parent.mkdir()
+    src.write_text("_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'\n"
+                   "model = dict(bbox_head=dict(num_classes=3))\n")
+    out = tmp_path / 'cb' / 'dual_retina.py'
+    assert _cli().main([str(src), '-o', str(out)]) == 0
+    assert "_base_ = '../mine/retina.py'" in out.read_text()
+    cfg = Config.fromfile(str(out))
+    assert cfg.model.type == 'CBRetinaNet' and cfg.model.bbox_head.num_classes == 3
+
+
+def test_cli_refusal_exit_code_and_message(tmp_path, capsys):
+    out = tmp_path / 'x.py'
+    assert _cli().main(['mmdet::detr/detr_r50_8xb2-150e_coco.py', '-o', str(out)]) == 2
+    assert 'DETR-style' in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_as_a_program(tmp_path):
+    out = tmp_path / 'triple.py'
+    proc = subprocess.run([sys.executable, CLI, 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', '-o', str(out),
+                           '--num-backbones', '3'], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Config.fromfile(str(out)).model.backbone.num_backbones == 3
