@@ -19,6 +19,8 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 from cbnet.utils import setup_cpu_distributed
+# reliability (cbnet/engine): checkpoint checks (official CBNetV2 keys, no backbone weights), registry hints
+from cbnet.engine.tools_support import explain_registry_errors, prepare_config
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -138,24 +140,28 @@ def main():
     # no GPU but a launcher: gloo process group, DDP without device ids
     setup_cpu_distributed(cfg)
 
-    # build the runner from config
-    if 'runner_type' not in cfg:
-        # build the default runner
-        runner = Runner.from_cfg(cfg)
-    else:
-        # build customized runner from the registry
-        # if 'runner_type' is set in the cfg
-        runner = RUNNERS.build(cfg)
+    # cbnet reliability hooks (CheckpointCompatibilityHook)
+    prepare_config(cfg, training=False)
 
-    # add `DumpResults` dummy metric
-    if args.out is not None:
-        assert args.out.endswith(('.pkl', '.pickle')), \
-            'The dump file must be a pkl file.'
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
+    with explain_registry_errors():  # "X is not in the mmdet::model registry" -> the fix
+        # build the runner from config
+        if 'runner_type' not in cfg:
+            # build the default runner
+            runner = Runner.from_cfg(cfg)
+        else:
+            # build customized runner from the registry
+            # if 'runner_type' is set in the cfg
+            runner = RUNNERS.build(cfg)
 
-    # start testing
-    runner.test()
+        # add `DumpResults` dummy metric
+        if args.out is not None:
+            assert args.out.endswith(('.pkl', '.pickle')), \
+                'The dump file must be a pkl file.'
+            runner.test_evaluator.metrics.append(
+                DumpDetResults(out_file_path=args.out))
+
+        # start testing
+        runner.test()
 
 
 if __name__ == '__main__':

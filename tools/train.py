@@ -14,6 +14,8 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 from cbnet.utils import check_amp_supported, setup_cpu_distributed
+# reliability (cbnet/engine): NaN/inf loss guard, checkpoint checks, atomic checkpoints, safe auto-resume
+from cbnet.engine.tools_support import explain_registry_errors, prepare_config, resolve_auto_resume
 
 
 def parse_args():
@@ -106,8 +108,7 @@ def main():
 
     # resume is determined in this priority: resume from > auto_resume
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        resolve_auto_resume(cfg)  # the newest readable checkpoint (a truncated one is skipped)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -115,17 +116,21 @@ def main():
     # no GPU but a launcher: gloo process group, DDP without device ids
     setup_cpu_distributed(cfg)
 
-    # build the runner from config
-    if 'runner_type' not in cfg:
-        # build the default runner
-        runner = Runner.from_cfg(cfg)
-    else:
-        # build customized runner from the registry
-        # if 'runner_type' is set in the cfg
-        runner = RUNNERS.build(cfg)
+    # cbnet reliability hooks (NonFiniteLossHook, CheckpointCompatibilityHook, AtomicCheckpointHook)
+    prepare_config(cfg, training=True)
 
-    # start training
-    runner.train()
+    with explain_registry_errors():  # "X is not in the mmdet::model registry" -> the fix
+        # build the runner from config
+        if 'runner_type' not in cfg:
+            # build the default runner
+            runner = Runner.from_cfg(cfg)
+        else:
+            # build customized runner from the registry
+            # if 'runner_type' is set in the cfg
+            runner = RUNNERS.build(cfg)
+
+        # start training
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -1,0 +1,149 @@
+"""Hooks that make long runs fail fast and loudly instead of training silently wrong.
+
+* :class:`NonFiniteLossHook`: a NaN/inf loss stops the run BEFORE the optimizer step, naming the iteration
+  and the loss key(s), so the weights (and the next checkpoint) are never poisoned.
+* :class:`CheckpointCompatibilityHook`: refuses a ``load_from``/resume checkpoint that would leave the
+  backbone random (official CBNetV2 keys, a single-backbone checkpoint, another architecture), and checks the
+  neck's ``in_channels`` against a composite backbone before training or testing starts.
+* :class:`AtomicCheckpointHook`: mmengine's ``CheckpointHook`` writing through the atomic file backend.
+
+``cbnet.engine.enable_reliability(cfg)`` adds all three to a config (cbnet's tools do it by default).
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.model import is_model_wrapper
+from mmdet.registry import HOOKS
+
+from ..utils.compat_checks import check_checkpoint_fits_model, check_neck_matches_backbone
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+def non_finite_losses(losses: Dict[str, Union[torch.Tensor, Sequence[torch.Tensor]]]) -> Dict[str, float]:
+    """The loss terms (keys containing 'loss', those summed into the total) that are NaN or inf."""
+    bad = {}
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            total = float(v.detach().float().sum()) if isinstance(v, torch.Tensor) else float(v)
+            if not math.isfinite(total):
+                bad[key] = total
+                break
+    return bad
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop training on a NaN or inf loss before it reaches the optimizer.
+
+    Checked where the losses are parsed (``model.parse_losses``, inside ``train_step``), i.e. before the
+    backward pass and the optimizer step: the weights stay those of the previous iteration and no later
+    checkpoint holds NaNs. The error names the iteration (1-based, as in the log) and every non-finite key,
+    e.g. ``assist1_loss_rpn_cls`` for the first assisting branch. In a distributed run the failing rank
+    exits and torchrun stops the others. With ``--amp``, steps whose *gradients* overflow are still skipped
+    by the loss scaler as usual; a non-finite *loss* is not an overflow and stops the run too.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self._patched: Optional[torch.nn.Module] = None
+
+    def before_train(self, runner) -> None:
+        model = _unwrap(runner.model)
+        original = model.parse_losses
+
+        def parse_losses(losses):
+            bad = non_finite_losses(losses)
+            if bad:
+                step = runner.iter + 1
+                found = ', '.join(f'{k}={v}' for k, v in bad.items())
+                raise FloatingPointError(
+                    f'Non-finite loss at iteration {step} (epoch {runner.epoch + 1}): {found}. Training stopped '
+                    f'before the optimizer step, so the weights are those after iteration {step - 1}'
+                    f'{_last_checkpoint(runner)}. Usual causes: a learning rate too high for the batch size '
+                    '(lower optim_wrapper.optimizer.lr, lengthen the warm-up), no gradient clipping '
+                    '(optim_wrapper.clip_grad=dict(max_norm=10)), degenerate boxes in the annotations, or fp16 '
+                    'overflow (keep loss_scale=\'dynamic\').')
+            return original(losses)
+
+        model.parse_losses = parse_losses
+        self._patched = model
+
+    def after_train(self, runner) -> None:
+        if self._patched is not None and 'parse_losses' in vars(self._patched):
+            del self._patched.parse_losses
+        self._patched = None
+
+
+def _last_checkpoint(runner) -> str:
+    last = runner.message_hub.get_info('last_ckpt')
+    return f'; the last checkpoint is {last}' if last else ''
+
+
+@HOOKS.register_module()
+class CheckpointCompatibilityHook(Hook):
+    """Refuse checkpoints that would leave the backbone untouched; check the neck against the backbone.
+
+    ``after_load_checkpoint`` runs after mmengine reads a ``load_from``/resume checkpoint and before it copies
+    it (non-strictly) into the model, so a wrong checkpoint stops the run before any step.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner) -> None:
+        model = _unwrap(runner.model)
+        if hasattr(model, 'backbone'):
+            check_neck_matches_backbone(model.backbone, getattr(model, 'neck', None))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+        if not isinstance(state_dict, dict):
+            return
+        check_checkpoint_fits_model(_unwrap(runner.model), state_dict, source=getattr(runner, '_load_from', None))
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` whose local checkpoint files are written atomically (temporary file + rename).
+
+    A run killed while saving leaves the previous checkpoint intact and no partial file under a checkpoint
+    name. Takes exactly ``CheckpointHook``'s arguments; ``backend_args`` naming another backend (e.g. petrel)
+    is kept as given.
+    """
+
+    def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
+        if backend_args is None:
+            backend_args = dict(backend='atomic_local')
+        super().__init__(*args, backend_args=backend_args, **kwargs)
+
+
+def enable_reliability(cfg, training: bool = True) -> List[str]:
+    """Turn on cbnet's reliability hooks in an mmengine config (in place); returns what it changed.
+
+    * ``default_hooks.checkpoint``: ``CheckpointHook`` becomes :class:`AtomicCheckpointHook` (same args);
+    * ``custom_hooks``: :class:`CheckpointCompatibilityHook`, and for training :class:`NonFiniteLossHook`,
+      unless the config already lists them.
+    """
+    changed = []
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if training and checkpoint is not None and checkpoint.get('type') in ('CheckpointHook', CheckpointHook) \
+            and checkpoint.get('backend_args') is None:
+        checkpoint['type'] = 'AtomicCheckpointHook'
+        changed.append('AtomicCheckpointHook')
+    custom_hooks = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') for h in custom_hooks}
+    wanted = ['CheckpointCompatibilityHook'] + (['NonFiniteLossHook'] if training else [])
+    for name in wanted:
+        if name not in present:
+            custom_hooks.append(dict(type=name))
+            changed.append(name)
+    cfg.custom_hooks = custom_hooks
+    return changed
