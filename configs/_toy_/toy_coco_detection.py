@@ -26,6 +26,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     num_workers=1,
+    sampler=dict(type='InfiniteSampler', shuffle=True),  # the toy schedule counts iterations, not epochs
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
