@@ -10,6 +10,7 @@ branches, and a ``Pretrained`` checkpoint of the inner backbone is loaded into e
 ``cbnetify`` applies it to a :class:`~mmengine.config.Config` in memory, for scripts and notebooks.
 """
 import copy
+import textwrap
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -258,7 +259,8 @@ def render_cb_config(base: str, delta: dict, source_note: Optional[str] = None, 
         'assist<k>_*. The original backbone',
         '# runs in every branch and its init_cfg checkpoint is loaded into each; the neck and heads are shared.',
     ]
-    lines += [f'# NOTE: {note}' for note in notes]
+    for note in notes:
+        lines += textwrap.wrap(note, LINE_WIDTH, initial_indent='# NOTE: ', subsequent_indent='#   ')
     lines += [f'_base_ = {base!r}', '']
     lines += [f'{key} = {format_value(value, 0)}' for key, value in delta.items()]
     return '\n'.join(lines) + '\n'

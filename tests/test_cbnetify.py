@@ -109,8 +109,10 @@ def shrink_cb_model(model: dict) -> dict:
     widths = [_tiny_widths(name)[i] for i in tiny['out_indices']]
     neck = model['neck'][0] if isinstance(model['neck'], list) else model['neck']
     neck['in_channels'] = widths[-1] if isinstance(neck['in_channels'], int) else widths
-    if 'stack_times' in neck:  # NAS-FPN: one merging cell stack is enough to run it
-        neck['stack_times'] = 1
+    for stacked in (model['neck'] if isinstance(model['neck'], list) else [neck]):
+        for depth_key in ('stack_times', 'num_blocks'):  # NAS-FPN cells, DyHead blocks: one runs them all
+            if depth_key in stacked:
+                stacked[depth_key] = 1
     backbone = model.pop('backbone')
     _shrink(model)
     model['backbone'] = backbone

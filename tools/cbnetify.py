@@ -47,14 +47,14 @@ def resolve_source(src: str, out: str = None):
         try:
             root = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs')
         except ImportError as e:
-            raise CBNetifyError(f'{src}: package {package!r} is not installed ({e}).') from e
+            raise CBNetifyError(f'package {package!r} is not installed ({e}).') from e
         path = osp.join(root, rel)
         if not osp.isfile(path):
-            raise CBNetifyError(f'{src}: no such config in {package} (looked for {path}).')
+            raise CBNetifyError(f'no such config in {package} (looked for {path}).')
         return path, src
     path = osp.abspath(src)
     if not osp.isfile(path):
-        raise CBNetifyError(f'{src}: no such config file.')
+        raise CBNetifyError('no such config file.')
     mmdet_configs = _package_configs('mmdet')
     if mmdet_configs and path.startswith(mmdet_configs + os.sep):
         return path, 'mmdet::' + osp.relpath(path, mmdet_configs)
