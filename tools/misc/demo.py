@@ -111,7 +111,7 @@ def main() -> None:
     cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
     print(f'config: {config} | backbone: {cfg.model.backbone.type} | detector: {cfg.model.type} | '
           f'{cfg.train_cfg.max_iters} iterations, batch {cfg.train_dataloader.batch_size}, on '
-          f'{"GPU" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"}')
+          f'{"GPU" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} thread(s))"}')
 
     runner = Runner.from_cfg(cfg)
     train_start = time.time()
