@@ -16,5 +16,5 @@ model = dict(
     neck=dict(type='CBFPN'),
     # assistant supervision: assisting losses x0.5, lead x1 (the paper's lambda)
     assist_loss_weights=0.5,
-    # the CBNetV2 configs test with soft-NMS
+    # soft-NMS at test time, as the official CBNetV2 configs do (from memory of those files; not re-checkable offline)
     test_cfg=dict(rcnn=dict(score_thr=0.001, nms=dict(type='soft_nms', iou_threshold=0.5))))
