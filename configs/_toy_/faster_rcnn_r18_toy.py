@@ -1,8 +1,8 @@
 # Small single-backbone Faster R-CNN for the toy shapes dataset, trained from scratch on a CPU in minutes.
 # Narrow on purpose (ResNet-18 at half width, 64-channel FPN and heads, few RoIs): it is the base that the
-# Dual/Triple toy configs change with a thin delta, e.g. configs/cbnet/dual_r18_faster_rcnn_toy.py:
-#   _base_ = '../_toy_/faster_rcnn_r18_toy.py'
-#   model = dict(type='CBFasterRCNN', backbone=dict(_delete_=True, type='CBNet', backbone={{_base_.backbone}}, ...))
+# Dual/Triple toy configs change with a thin delta (configs/cbnet/dual_r18_faster_rcnn_toy.py):
+#   model = dict(type='CBFasterRCNN',
+#                backbone=dict(_delete_=True, type='CBNet', backbone={{_base_.backbone}}, num_backbones=2))
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     './toy_coco_detection.py',
