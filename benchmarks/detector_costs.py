@@ -43,7 +43,8 @@ PAPER = [
      'Cascade Mask R-CNN 4conv1fc DB-Swin-T 3x, 53.6/46.2'),
     ('configs/cbnet/dual_swin_s_cascade_mask_rcnn.py', 156, None,
      'Cascade Mask R-CNN DB-Swin-S, 56.3/48.6'),
-    ('configs/cbnet/dual_swin_b_htc.py', 231, None, 'HTC DB-Swin-B 20e, 57.9/50.2 (4conv1fc: 235M)'),
+    ('configs/cbnet/dual_swin_b_htc.py', 231, None, 'HTC DB-Swin-B 20e, 57.9/50.2'),
+    ('configs/cbnet/dual_swin_b_htc_4conv1fc.py', 235, None, 'HTC 4conv1fc DB-Swin-B 20e, 58.4/50.7'),
     ('configs/cbnet/dual_swin_l_htc.py', 453, 2162, 'HTC 4conv1fc DB-Swin-L 1x, 59.1/51.0'),
     ('configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py', 141, 429,
      'Cascade R-CNN DB-Res2Net101-DCN 20e, 53.7'),
@@ -124,7 +125,8 @@ def _with_cp_option(config: str) -> str:
     key, node = 'model.backbone', cfg.model.backbone
     while isinstance(node.get('backbone'), dict):
         key, node = key + '.backbone', node['backbone']
-    return key + '.with_cp'
+    # CBSwinTransformer keeps the official name `use_checkpoint`; everything else says `with_cp`.
+    return key + ('.use_checkpoint' if 'use_checkpoint' in node else '.with_cp')
 
 
 def memory(args) -> Dict[str, Any]:

@@ -47,7 +47,8 @@ def set_with_cp(backbone_cfg: dict, value: bool) -> None:
     """Turn gradient checkpointing on/off in the innermost backbone (every branch uses it)."""
     while isinstance(backbone_cfg.get('backbone'), dict):
         backbone_cfg = backbone_cfg['backbone']
-    backbone_cfg['with_cp'] = value
+    # CBSwinTransformer keeps the official name `use_checkpoint`; everything else says `with_cp`.
+    backbone_cfg['use_checkpoint' if 'use_checkpoint' in backbone_cfg else 'with_cp'] = value
 
 
 def build_optim_wrapper(model, cfg, amp: bool):

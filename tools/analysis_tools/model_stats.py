@@ -388,24 +388,33 @@ def measure_train_step_inprocess(cfg, shape: Tuple[int, int], device: str, batch
             progress(f'train warm-up {i + 1}/{max(warmup, 1)}')
         step()
     out: Dict[str, Any] = dict(batch_size=batch_size)
+    clock = TIMERS[timer]
     if device.startswith('cuda'):
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
+        start = clock()
         loss = step()
         torch.cuda.synchronize()
+        first_time = clock() - start
         peak = torch.cuda.max_memory_allocated()
         out.update(peak_mem_bytes=peak, peak_mem_increase_bytes=peak - before,
                    mem_method='torch.cuda.max_memory_allocated')
     else:
         before = _reset_cpu_peak()
+        start = clock()
         loss = step()
+        first_time = clock() - start
         out.update(peak_mem_increase_bytes=_hwm_bytes() - before, rss_before_bytes=before,
                    peak_rss_bytes=_hwm_bytes(),
                    mem_method='VmHWM - RSS before the step (fresh process, '
                    f'MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD})')
     out['loss'] = loss
-    out.update(median_time(step, 0, repeat, device, progress, 'train step', timer))
+    # The measured step is timed too; ``repeat - 1`` more steps join it for the median.
+    timing = median_time(step, 0, max(repeat - 1, 0), device, progress, 'train step', timer) \
+        if repeat > 1 else dict(timer=timer, times_s=[])
+    times = [first_time] + timing['times_s']
+    out.update(timing, times_s=times, median_s=statistics.median(times), min_s=min(times))
     return out
 
 
