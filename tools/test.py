@@ -64,7 +64,8 @@ def parse_args():
         '--tta',
         action='store_true',
         help='test-time augmentation with the config\'s `tta_model` and '
-        '`tta_pipeline` (flip TTA with DetTTAModel if the config has none)')
+        '`tta_pipeline` (flip TTA if the config has none); DetTTAModel is '
+        'replaced by DetTTAModelWithMasks, which gives the same boxes and also merges masks')
     # When using PyTorch version >= 2.0.0, the `torch.distributed.launch`
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
@@ -108,9 +109,12 @@ def main():
             warnings.warn('Cannot find ``tta_model`` in config, '
                           'we will set it as default.')
             cfg.tta_model = dict(
-                type='DetTTAModel',
+                type='DetTTAModelWithMasks',
                 tta_cfg=dict(
                     nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+        elif cfg.tta_model.get('type') in ('DetTTAModel', 'mmdet.DetTTAModel'):
+            # mmdet's DetTTAModel refuses masks; cbnet's subclass merges boxes identically and also masks
+            cfg.tta_model.type = 'DetTTAModelWithMasks'
         if 'tta_pipeline' not in cfg:
             warnings.warn('Cannot find ``tta_pipeline`` in config, '
                           'we will set it as default.')
