@@ -94,9 +94,16 @@ class CheckpointCompatibilityHook(Hook):
 
     ``after_load_checkpoint`` runs after mmengine reads a ``load_from``/resume checkpoint and before it copies
     it (non-strictly) into the model, so a wrong checkpoint stops the run before any step.
+
+    Args:
+        require_backbone: refuse a checkpoint that provides no backbone weight. Set False only if you mean to
+            take the backbone from its ``init_cfg`` and just the neck/heads from ``load_from``.
     """
 
     priority = 'VERY_HIGH'
+
+    def __init__(self, require_backbone: bool = True) -> None:
+        self.require_backbone = require_backbone
 
     def before_run(self, runner) -> None:
         model = _unwrap(runner.model)
@@ -107,7 +114,8 @@ class CheckpointCompatibilityHook(Hook):
         state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state_dict, dict):
             return
-        check_checkpoint_fits_model(_unwrap(runner.model), state_dict, source=getattr(runner, '_load_from', None))
+        check_checkpoint_fits_model(_unwrap(runner.model), state_dict, source=getattr(runner, '_load_from', None),
+                                    require_backbone=self.require_backbone)
 
 
 @HOOKS.register_module()
@@ -120,7 +128,9 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
-        if backend_args is None:
+        out_dir = kwargs.get('out_dir')
+        local = out_dir is None or '://' not in str(out_dir)
+        if backend_args is None and kwargs.get('file_client_args') is None and local:
             backend_args = dict(backend='atomic_local')
         super().__init__(*args, backend_args=backend_args, **kwargs)
 

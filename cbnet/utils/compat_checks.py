@@ -64,13 +64,16 @@ def _summary(names: Sequence[str], limit: int = 4) -> str:
     return ', '.join(names[:limit]) + (f', ... ({len(names) - limit} more)' if len(names) > limit else '')
 
 
-def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: Optional[str] = None) -> None:
+def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: Optional[str] = None,
+                                require_backbone: bool = True) -> None:
     """Raise ``ValueError`` if ``state_dict`` would leave the model's backbone entirely untouched.
 
     Args:
         model: the (unwrapped) detector the checkpoint is about to be loaded into, non-strictly.
         state_dict: the checkpoint's ``state_dict`` (``module.`` prefixes are ignored).
         source: the file name, for the message.
+        require_backbone: also refuse checkpoints without any backbone weight of the model (official CBNetV2
+            checkpoints are refused either way).
     """
     what = f'The checkpoint {source!r}' if source else 'The checkpoint'
     keys = {_strip(k): v for k, v in state_dict.items()}
@@ -81,7 +84,7 @@ def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: O
             f'and train or test with a random backbone. Convert it first: `python {CONVERTER} SRC DST '
             '--config YOUR_CONFIG`, then use load_from=DST (or `tools/test.py CONFIG DST`).')
     model_keys = {k: v for k, v in model.state_dict().items() if k.startswith('backbone.')}
-    if not model_keys:
+    if not model_keys or not require_backbone:
         return
     loaded = [k for k, v in model_keys.items()
               if k in keys and hasattr(keys[k], 'shape') and tuple(keys[k].shape) == tuple(v.shape)]
@@ -106,7 +109,9 @@ def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: O
         message += (f'It has no backbone.* keys at all (keys look like {_summary(sorted(keys))}): it is not a '
                     'detector checkpoint. A backbone-only (ImageNet) checkpoint goes into the backbone init_cfg '
                     "(dict(type='Pretrained', checkpoint=...)), not load_from.")
-    raise ValueError(message)
+    raise ValueError(message + ' (If you do mean to keep the backbone of its init_cfg and take only the neck and '
+                     "heads from this file: custom_hooks=[dict(type='CheckpointCompatibilityHook', "
+                     'require_backbone=False)].)')
 
 
 def registry_hint(error: BaseException, registry_names: Optional[Iterable[str]] = None) -> Optional[str]:
