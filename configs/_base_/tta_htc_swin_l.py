@@ -9,7 +9,8 @@
 #
 # Merging uses soft-NMS like the paper's RCNN test_cfg (iou 0.5). soft-NMS runs on the CPU in mmcv; for 8 views
 # x 100 detections per image that costs a few ms; see docs/testdev_tta.md.
-custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)
+# No custom_imports here: the configs that include this file import cbnet themselves (mmengine refuses a key defined
+# by two bases).
 
 tta_model = dict(
     type='DetTTAModelWithMasks',

@@ -1,6 +1,6 @@
 # CBNetV2 paper, headline result: HTC, Dual-Swin-L FPN (ImageNet-22k pretrained), 4conv1fc box heads with GIoU
 # (weight 10) and SyncBN, 1x: 59.1 box / 51.0 mask AP on COCO val2017, 59.4 / 51.6 on test-dev; 453M params,
-# 2162G FLOPs. With test-time augmentation (configs/_base_/tta_htc_swin_l.py): 60.1 / 52.3 test-dev.
+# 2162G FLOPs. With test-time augmentation (`--tta`, configs/_base_/tta_htc_swin_l.py): 60.1 / 52.3 test-dev.
 # (All reported by the paper, not reproduced here.)
 #
 # Recipe: train at (1600, 400)-(1600, 1400) with flip, test at 1600x1400; AdamW lr 1e-4 per 16 images, wd 0.05,
@@ -12,7 +12,7 @@
 # Memory: about 900M parameter+gradient tensors in fp32 plus AdamW state; at 1600x1400 activations dominate. To trade
 # compute for memory, checkpoint the Swin blocks' activations:
 #     python tools/train.py configs/cbnet/dual_swin_l_htc.py --cfg-options model.backbone.use_checkpoint=True
-_base_ = './dual_swin_b_htc_4conv1fc.py'
+_base_ = ['./dual_swin_b_htc_4conv1fc.py', '../_base_/tta_htc_swin_l.py']  # `tools/test.py ... --tta`: paper TTA
 
 pretrained = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_large_patch4_window7_224_22k.pth'  # noqa
 

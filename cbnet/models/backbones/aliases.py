@@ -100,6 +100,9 @@ class CBSwinTransformer(CBNet):
             swin_kwargs.pop(name, None)
         if embed_dim is not None:
             swin_kwargs['embed_dims'] = embed_dim
+        mlp_ratio = swin_kwargs.get('mlp_ratio')
+        if isinstance(mlp_ratio, float) and mlp_ratio.is_integer():
+            swin_kwargs['mlp_ratio'] = int(mlp_ratio)  # official configs write 4.; mmdet's Swin needs an int
         for old, new in _SWIN_RENAMES.items():
             if old in swin_kwargs:
                 swin_kwargs[new] = swin_kwargs.pop(old)

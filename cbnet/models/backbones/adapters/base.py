@@ -95,7 +95,7 @@ class BackboneAdapter:
 
     def probe_size(self, backbone: nn.Module) -> int:
         """Image side of the dry run that measures stage widths when the composite is built."""
-        return 64
+        return 32
 
     # -- computation -------------------------------------------------------------------------------------
     def run_stem(self, backbone: nn.Module, x: Tensor) -> Any:

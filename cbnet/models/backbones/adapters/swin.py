@@ -30,7 +30,7 @@ class SwinAdapter(BackboneAdapter):
 
     def probe_size(self, backbone: SwinTransformer) -> int:
         if not backbone.use_abs_pos_embed:
-            return 64
+            return super().probe_size(backbone)
         # the absolute position embedding has a fixed number of patches: probe at the pretraining size
         side = round(backbone.absolute_pos_embed.shape[1]**0.5)
         return side * backbone.patch_embed.projection.stride[0]
