@@ -107,6 +107,7 @@ class CheckpointCompatibilityHook(Hook):
 
     def before_run(self, runner) -> None:
         model = _unwrap(runner.model)
+        model = getattr(model, 'module', model)  # a test-time augmentation model wraps the detector
         if hasattr(model, 'backbone'):
             check_neck_matches_backbone(model.backbone, getattr(model, 'neck', None))
 
