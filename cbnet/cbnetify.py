@@ -222,20 +222,12 @@ def _merged_custom_imports(existing) -> dict:
 
 
 def _optim_wrapper_delta(cfg: Config) -> dict:
-    """mmdet's layer-wise lr decay (the ConvNeXt recipes) reads the plain backbone's class and parameter names;
-    for a CBNet it raises NotImplementedError when the optimizer is built. Use cbnet's CB-aware constructor
-    when one is registered, else the default constructor (no layer-wise decay; no weight decay on norms), as
-    configs/cbnet/dual_convnext_t_cascade_mask_rcnn.py does, and say so."""
+    """mmdet's layer-wise lr decay (the ConvNeXt recipes) reads the plain backbone's class and parameter names
+    and raises for a CBNet; cbnet's CB-aware subclass takes the same ``paramwise_cfg``."""
     optim_wrapper = cfg.get('optim_wrapper') or {}
     if optim_wrapper.get('constructor') != LAYER_DECAY_CONSTRUCTOR:
         return {}
-    from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
-    if OPTIM_WRAPPER_CONSTRUCTORS.get(CB_LAYER_DECAY_CONSTRUCTOR) is not None:
-        return dict(constructor=CB_LAYER_DECAY_CONSTRUCTOR)
-    warnings.warn(f'cbnetify: the source decays the lr layer-wise ({LAYER_DECAY_CONSTRUCTOR}), which only knows '
-                  'plain ConvNeXt parameter names and fails for a CBNet backbone; the CB config uses the default '
-                  'constructor instead (same optimizer, no layer-wise decay, no weight decay on norms).')
-    return dict(constructor='DefaultOptimWrapperConstructor', paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.))
+    return dict(constructor=CB_LAYER_DECAY_CONSTRUCTOR)
 
 
 def _import_custom_modules(cfg: Config) -> None:

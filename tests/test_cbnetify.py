@@ -195,9 +195,9 @@ def test_real_size_configs_build_as_written():
 # -- API ------------------------------------------------------------------------------------------------------
 def test_delta_is_small_and_keeps_what_the_base_imports():
     cfg = mmdet_config('convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py')
-    with pytest.warns(UserWarning, match='LearningRateDecayOptimizerConstructor'):
-        delta = cbnetify_delta(cfg, num_backbones=3, composition='SLC', assist_weight=0.3)
+    delta = cbnetify_delta(cfg, num_backbones=3, composition='SLC', assist_weight=0.3)
     assert set(delta) == {'custom_imports', 'model', 'optim_wrapper'}  # the ConvNeXt lr decay: see below
+    assert delta['optim_wrapper'] == dict(constructor='CBLearningRateDecayOptimizerConstructor')
     assert delta['custom_imports'] == dict(imports=['mmpretrain.models', 'cbnet'], allow_failed_imports=False)
     assert set(delta['model']) == {'type', 'backbone', 'assist_loss_weights'}
     assert delta['model']['assist_loss_weights'] == 0.3
@@ -207,10 +207,10 @@ def test_delta_is_small_and_keeps_what_the_base_imports():
 
 
 def test_convnext_recipe_optimizer_builds_for_the_composite():
-    """mmdet's layer-wise lr decay raises NotImplementedError for a CBNet: the CB config must not keep it."""
+    """mmdet's layer-wise lr decay raises NotImplementedError for a CBNet: the CB config uses cbnet's
+    CB-aware constructor with the recipe's paramwise_cfg, and the decay really applies."""
     cfg = mmdet_config('convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py')
-    with pytest.warns(UserWarning, match='layer-wise'):
-        cb = cbnetify(cfg)
+    cb = cbnetify(cfg)
     model = MODELS.build(shrink_cb_model(cb.model.to_dict()))
     optim_wrapper = dict(cb.optim_wrapper.to_dict(), type='OptimWrapper')  # AmpOptimWrapper needs a GPU
     optim_wrapper.pop('loss_scale', None)
@@ -220,6 +220,7 @@ def test_convnext_recipe_optimizer_builds_for_the_composite():
     built = build_optim_wrapper(model, optim_wrapper)
     assert built.optimizer.defaults['lr'] == cfg.optim_wrapper.optimizer.lr  # the recipe's optimizer, kept
     assert type(built.optimizer).__name__ == 'AdamW'
+    assert len({g['lr'] for g in built.optimizer.param_groups}) > 2  # layer-wise decay, not one lr
 
 
 def test_cbnetify_leaves_its_input_alone_and_takes_per_branch_weights():

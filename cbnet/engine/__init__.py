@@ -12,3 +12,7 @@ install_clear_checkpoint_errors()
 
 __all__ = ['AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'NonFiniteLossHook', 'enable_reliability',
            'non_finite_losses']
+
+from .layer_decay import CBLearningRateDecayOptimizerConstructor  # noqa: E402
+
+__all__ += ['CBLearningRateDecayOptimizerConstructor']

@@ -23,13 +23,6 @@ model = dict(
     neck=dict(type='CBFPN', in_channels=[96, 192, 384, 768]),
     assist_loss_weights=0.5)
 
-# mmdet's ConvNeXt recipe decays the lr layer-wise (LearningRateDecayOptimizerConstructor). That constructor finds
-# the layer of a parameter from mmpretrain ConvNeXt names ('backbone.stages.i...'); the composite's names
-# ('backbone.branches.k.stages.i...') would all fall into its last group, i.e. silently no decay. Plain AdamW here,
-# with no weight decay on norms.
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.0002, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.))
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+# mmdet's ConvNeXt recipe decays the lr layer-wise; its constructor only knows single-backbone parameter names.
+# cbnet's subclass maps every branch (and each composite connection) to its stage, same paramwise_cfg.
+optim_wrapper = dict(constructor='CBLearningRateDecayOptimizerConstructor')
