@@ -5,5 +5,6 @@ mmdet's registries.
 """
 from .version import __version__
 from . import engine, models, utils  # noqa: F401,E402
+from .cbnetify import CBNetifyError, cbnetify, cbnetify_delta  # noqa: E402
 
-__all__ = ['__version__']
+__all__ = ['__version__', 'cbnetify', 'cbnetify_delta', 'CBNetifyError']
