@@ -37,6 +37,19 @@ class RankParamsDumpHook(Hook):
 
 
 @HOOKS.register_module()
+class HangRankHook(Hook):
+    """One rank stops answering without dying (a stuck file system, a deadlocked data worker)."""
+
+    def __init__(self, rank, iteration):
+        self.rank, self.iteration = rank, iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.rank == self.rank and runner.iter + 1 == self.iteration:
+            import time
+            time.sleep(3600)
+
+
+@HOOKS.register_module()
 class KillRankHook(Hook):
     """SIGKILL one rank after an iteration: a node lost, the OOM killer."""
 
@@ -125,4 +138,17 @@ def test_killed_rank_stops_the_job(tiny):
     # rank 0 waits in the gradient all-reduce of iteration 2; torchrun sees rank 1 die and stops rank 0
     assert rc != 0, out[-4000:]
     assert 'Signal 9 (SIGKILL)' in out or 'SIGKILL' in out, out[-4000:]
+    print(f'job stopped {seconds:.1f} s after start, exit code {rc}')
+
+
+@pytest.mark.slow
+def test_hung_rank_fails_after_the_collective_timeout(tiny):
+    """A rank that hangs without dying is caught by the collective timeout (env_cfg.dist_cfg.timeout)."""
+    cfg = _config(tiny, 'hang_rank', 'dual_r18_faster_rcnn_toy.py',
+                  "[dict(type='HangRankHook', rank=1, iteration=1)]\n"
+                  'env_cfg = dict(dist_cfg=dict(timeout=15))')
+    rc, out, seconds = _dist_train(tiny, cfg, str(tiny['tmp'] / 'hang_rank'), timeout=300)
+    assert rc != 0, out[-4000:]
+    assert 'Timed out waiting 15000ms' in out, out[-4000:]  # gloo's error on the rank left waiting
+    assert 'ChildFailedError' in out  # ... after which torchrun stops the hung rank too
     print(f'job stopped {seconds:.1f} s after start, exit code {rc}')
