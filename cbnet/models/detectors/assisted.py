@@ -13,6 +13,7 @@ from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ...utils.compat_checks import check_neck_matches_backbone
 from ..backbones import CBNet
 from ..structures import MultiBranchFeatures
 
@@ -35,6 +36,8 @@ class AssistedDetectorMixin:
                 f'got {type(self.backbone).__name__}. Wrap the backbone: backbone=dict(type=\'CBNet\', '
                 f'backbone=<the backbone config>, num_backbones=2), or use the plain detector type '
                 f"'{type(self).__name__[2:]}' for a single backbone.")
+        if self.with_neck:  # a width mismatch would otherwise surface as a conv shape error in the first step
+            check_neck_matches_backbone(self.backbone, self.neck)
         num_assisting = self.backbone.num_backbones - 1
         if isinstance(assist_loss_weights, (int, float)):
             assist_loss_weights = [float(assist_loss_weights)] * num_assisting
