@@ -231,7 +231,7 @@ def test_tools_train_explains_registry_errors(tiny):
     assert 'Traceback' not in out
 
 
-# -- images that fail to decode (mmdet/mmcv behaviour, documented in docs/when_things_go_wrong.md) ----------
+# -- images that fail to decode (mmdet/mmcv behaviour, documented in README.md, "When things go wrong") ----------
 def _toy_copy(tiny, tmp_path):
     root = str(tmp_path / 'toy')
     shutil.copytree(tiny['data_root'], root)
