@@ -60,20 +60,12 @@ def _shrink(node):
     return node
 
 
-def tiny_detector_cfg(relative_path: str, cb_type: str = None, num_backbones: int = 2, inner: str = 'ResNet',
-                      **detector_kwargs) -> dict:
-    """mmdet's config ``relative_path`` with a tiny (composite) ResNet, narrow neck/heads, few samples."""
-    cfg = mmdet_config(relative_path).model.to_dict()
-    neck = cfg['neck'][0] if isinstance(cfg['neck'], list) else cfg['neck']
-    neck['in_channels'] = list(TINY_WIDTHS)
-    cfg.pop('backbone')
-    _shrink(cfg)
-    backbone = family(inner)
-    cfg['backbone'] = backbone if cb_type is None else dict(type='CBNet', backbone=backbone,
-                                                            num_backbones=num_backbones)
-    if cb_type is not None:
-        cfg['type'] = cb_type
-    train_cfg = cfg.get('train_cfg') or {}
+def shrink_detector(model: dict) -> dict:
+    """Narrow the neck/head widths (not the backbone) and sample few RoIs/proposals: fast CPU losses."""
+    backbone = model.pop('backbone')
+    _shrink(model)
+    model['backbone'] = backbone
+    train_cfg = model.get('train_cfg') or {}
     for stage in ('rpn', 'rcnn'):
         stages = train_cfg.get(stage)
         for s in (stages if isinstance(stages, list) else [stages] if stages else []):
@@ -81,8 +73,23 @@ def tiny_detector_cfg(relative_path: str, cb_type: str = None, num_backbones: in
                 s['sampler']['num'] = 32
     if 'rpn_proposal' in train_cfg:
         train_cfg['rpn_proposal'].update(nms_pre=200, max_per_img=50)
-    cfg.update(detector_kwargs)
+    return model
+
+
+def tiny_detector_cfg(relative_path: str, cb_type: str = None, num_backbones: int = 2, inner: str = 'ResNet',
+                      **detector_kwargs) -> dict:
+    """mmdet's config ``relative_path`` with a tiny (composite) ResNet, narrow neck/heads, few samples."""
     from mmengine.config import ConfigDict
+    cfg = mmdet_config(relative_path).model.to_dict()
+    neck = cfg['neck'][0] if isinstance(cfg['neck'], list) else cfg['neck']
+    neck['in_channels'] = list(TINY_WIDTHS)
+    backbone = family(inner)
+    cfg['backbone'] = backbone if cb_type is None else dict(type='CBNet', backbone=backbone,
+                                                            num_backbones=num_backbones)
+    shrink_detector(cfg)
+    if cb_type is not None:
+        cfg['type'] = cb_type
+    cfg.update(detector_kwargs)
     return ConfigDict(cfg)
 
 

@@ -15,7 +15,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.models.backbones import ConvNeXt
 
-from cb_fixtures import _shrink, family, mmdet_config, tiny_batch
+from cb_fixtures import family, mmdet_config, shrink_detector, tiny_batch
 from cbnet.cbnetify import CBNetifyError, cbnetify, cbnetify_delta
 from cbnet.models.backbones import CBNet
 
@@ -115,18 +115,7 @@ def shrink_cb_model(model: dict) -> dict:
         for depth_key in ('stack_times', 'num_blocks'):  # NAS-FPN cells, DyHead blocks: one runs them all
             if depth_key in stacked:
                 stacked[depth_key] = 1
-    backbone = model.pop('backbone')
-    _shrink(model)
-    model['backbone'] = backbone
-    train_cfg = model.get('train_cfg') or {}
-    for stage in ('rpn', 'rcnn'):
-        stages = train_cfg.get(stage)
-        for s in (stages if isinstance(stages, list) else [stages] if stages else []):
-            if 'sampler' in s and 'num' in s['sampler']:
-                s['sampler']['num'] = 32
-    if 'rpn_proposal' in train_cfg:
-        train_cfg['rpn_proposal'].update(nms_pre=200, max_per_img=50)
-    return ConfigDict(model)  # detectors read train_cfg by attribute
+    return ConfigDict(shrink_detector(model))  # detectors read train_cfg by attribute
 
 
 def _losses(model_cfg: dict) -> dict:
