@@ -276,6 +276,10 @@ def count_flops(model: nn.Module, batch: dict) -> Dict[str, Any]:
         by_module = analyzer.by_module()
         stats = _split(lambda name: int(by_module.get(name, 0)), model, 'model')
         stats['total'] = int(analyzer.total())
+        roi_head = getattr(model, 'roi_head', None)
+        if isinstance(roi_head, nn.Module):  # e.g. to tell box heads from mask heads
+            stats['roi_head'] = {name: int(by_module.get(f'model.roi_head.{name}', 0))
+                                 for name, _ in roi_head.named_children()}
         stats['uncounted_ops'] = dict(sorted(analyzer.unsupported_ops().items()))
     return stats
 
