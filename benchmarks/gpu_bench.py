@@ -194,8 +194,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                         help='CPU, fp32, tiny shapes, one iteration: exercises the same code')
     parser.add_argument('--skip', nargs='*', default=[], help='checks to skip (by name prefix)')
     args = parser.parse_args(argv)
-    import logging
-    logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter optimizer logs
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel('WARNING')  # no per-parameter optimizer logs
     dry = args.dry_run
     device = 'cpu' if dry else 'cuda'
     if not dry and not torch.cuda.is_available():
