@@ -117,15 +117,21 @@ def train_iters(config: str, shape, batch_size: int, warmup: int, iters: int, de
     return out
 
 
-def inference(config: str, shape, warmup: int, iters: int, device: str) -> Dict[str, Any]:
+def inference(config: str, shape, warmup: int, iters: int, device: str,
+              test_cfg_from: Optional[str] = None) -> Dict[str, Any]:
+    """Eval ``predict`` img/s at batch 1. ``test_cfg_from``: take that config's ``model.test_cfg``
+    so that a Dual config (e.g. with soft-NMS at score 0.001) and its single config post-process
+    alike and the comparison measures the backbones."""
     cfg = model_stats.load_config(model_stats_path(config))
+    if test_cfg_from:
+        cfg.model.test_cfg = model_stats.load_config(model_stats_path(test_cfg_from)).model.test_cfg
     model = model_stats.build_model(cfg, device).eval()
     batch = model_stats.make_batch(model, shape, 1, training=False)
     timing = model_stats.measure_latency(model, batch, device, warmup, iters)
     del model
     _reset_memory(device)
     return dict(config=config, shape=list(shape), img_per_s=1 / timing['median_s'],
-                median_s=timing['median_s'])
+                median_s=timing['median_s'], test_cfg_from=test_cfg_from)
 
 
 def model_stats_path(config: str) -> str:
@@ -161,6 +167,8 @@ def run_check(results: Dict[str, Any], name: str, fn: Callable[[], Any], save) -
 def markdown(results: Dict[str, Any]) -> str:
     env = results['environment']
     lines = [f"# GPU check ({'DRY RUN on CPU, tiny sizes' if results['dry_run'] else 'CUDA'})",
+             '', 'Inference of a Dual config uses its single config\'s test_cfg (same '
+             'post-processing); random weights, generated images.',
              '', f"{results['date']}; device {env.get('gpu', env['cpu'])}; versions: "
              + ', '.join(f'{k} {env[k]}' for k in ('torch', 'cuda', 'mmcv', 'mmengine', 'mmdet',
                                                    'mmpretrain') if k in env)
@@ -234,10 +242,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     elif wanted('with_cp'):
         results['checks']['with_cp'] = dict(ok=False, error=f'config {SWIN_L_HTC} not found')
     if wanted('inference'):
-        for config in configs_train:
-            if available(config):
-                run_check(results, f'inference:{osp.basename(config)}',
-                          lambda c=config: inference(c, train_shape, warmup, iters, device), save)
+        for dual, single in TRAIN_PAIRS:
+            for config, test_cfg_from in ((dual, single), (single, None)):
+                if available(config):
+                    run_check(results, f'inference:{osp.basename(config)}',
+                              lambda c=config, t=test_cfg_from: inference(
+                                  c, train_shape, warmup, iters, device, t), save)
     save()
     print(markdown(results))
     return results
