@@ -4,12 +4,11 @@
 """Test (and evaluate) a detector (mmdet 3.3's tools/test.py, same arguments)."""
 import argparse
 import os
-import os.path as osp
 import warnings
 from copy import deepcopy
 
 from mmengine import ConfigDict
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
@@ -20,7 +19,7 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 from cbnet.utils import setup_cpu_distributed
 # reliability (cbnet/engine): checkpoint checks (official CBNetV2 keys, no backbone weights), registry hints
-from cbnet.engine.tools_support import explain_registry_errors, prepare_config
+from cbnet.engine.tools_support import explain_registry_errors, load_config, prepare_config
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -83,20 +82,8 @@ def main():
     # testing speed.
     setup_cache_size_limit_of_dynamo()
 
-    # load config
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir is determined in this priority: CLI > segment in file > filename
-    if args.work_dir is not None:
-        # update configs according to CLI args if args.work_dir is not None
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        # use config filename as default work_dir if cfg.work_dir is None
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    # load config; work_dir priority: CLI > segment in file > filename
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
 
     cfg.load_from = args.checkpoint
 

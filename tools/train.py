@@ -4,9 +4,8 @@
 """Train a detector (mmdet 3.3's tools/train.py, same arguments)."""
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -15,7 +14,8 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 from cbnet.utils import check_amp_supported, setup_cpu_distributed
 # reliability (cbnet/engine): NaN/inf loss guard, checkpoint checks, atomic checkpoints, safe auto-resume
-from cbnet.engine.tools_support import explain_registry_errors, prepare_config, resolve_auto_resume
+from cbnet.engine.tools_support import (explain_registry_errors, load_config, prepare_config,
+                                        resolve_auto_resume)
 
 
 def parse_args():
@@ -74,20 +74,8 @@ def main():
     # training speed.
     setup_cache_size_limit_of_dynamo()
 
-    # load config
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir is determined in this priority: CLI > segment in file > filename
-    if args.work_dir is not None:
-        # update configs according to CLI args if args.work_dir is not None
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        # use config filename as default work_dir if cfg.work_dir is None
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    # load config; work_dir priority: CLI > segment in file > filename
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
 
     # enable automatic-mixed-precision training
     if args.amp is True:

@@ -1,16 +1,33 @@
 """What cbnet's ``tools/train.py`` and ``tools/test.py`` do on top of mmdet's to fail fast and recover safely.
 
-Kept here (not in the tools) so that user scripts can call the same three functions.
+Kept here (not in the tools) so that user scripts can call the same functions.
 """
 import contextlib
 import logging
-from typing import Iterator
+import os.path as osp
+from typing import Iterator, Optional
 
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..utils.checkpoint_files import find_resumable_checkpoint
 from ..utils.compat_checks import CUSTOM_IMPORTS, config_imports_cbnet, registry_hint
 from .hooks import enable_reliability
+
+
+def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """The config as mmdet's tools load it: ``--cfg-options`` merged, ``work_dir`` from the command line, the
+    config, or ``./work_dirs/<config name>`` (in that order)."""
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
 
 
 def prepare_config(cfg, training: bool) -> None:
