@@ -151,3 +151,31 @@ def test_plain_detector_with_cb_backbone_in_training_names_the_fix():
 def test_assist_weights_must_match_branches():
     with pytest.raises(ValueError, match='one value per assisting branch'):
         build('CBFasterRCNN', 3, assist_loss_weights=[0.5])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', ['dual_r18_faster_rcnn_toy.py', 'triple_r18_faster_rcnn_toy.py'])
+def test_a_few_iterations_on_the_toy_data_reduce_the_loss(tmp_path, config):
+    """The demo model (and its Triple version) through mmengine's Runner on generated toy images."""
+    import os.path as osp
+
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from toy_utils import REPO, make_tiny_toy, write_tiny_config
+
+    data_root = make_tiny_toy(str(tmp_path / 'toy'))
+    path = write_tiny_config(str(tmp_path / 'cfg.py'), data_root, osp.join(REPO, 'configs', 'cbnet', config),
+                             max_iters=24, flip_prob=0.0,
+                             extra='param_scheduler = []\nval_cfg = None\nval_dataloader = None\n'
+                                   'val_evaluator = None\nrandomness = dict(seed=0)\n')
+    cfg = Config.fromfile(path)
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hub = runner.message_hub
+    losses = np.array(hub.get_scalar('train/loss')._log_history)
+    assert len(losses) == 24 and np.isfinite(losses).all()
+    assert losses[-6:].mean() < 0.7 * losses[:6].mean(), losses
+    assisting = hub.get_scalar('train/assist1_loss_cls')._log_history
+    assert len(assisting) == 24  # the assisting branch is supervised in every step
