@@ -46,10 +46,13 @@ def get_adapter(backbone: nn.Module) -> 'BackboneAdapter':
 
 
 def get_submodule_or_param(root: nn.Module, name: str) -> Optional[Any]:
+    """The module or parameter at dotted ``name`` (``stages.0``, ``absolute_pos_embed``), None if pruned."""
     obj = root
     for part in name.split('.'):
-        obj = getattr(obj, part, None) if not part.isdigit() else (
-            obj[int(part)] if isinstance(obj, (nn.ModuleList, nn.Sequential)) and int(part) < len(obj) else None)
+        if part.isdigit() and isinstance(obj, (nn.ModuleList, nn.Sequential)):
+            obj = obj[int(part)] if int(part) < len(obj) else None
+        else:
+            obj = getattr(obj, part, None)
         if obj is None:
             return None
     return obj
