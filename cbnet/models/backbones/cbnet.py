@@ -14,7 +14,7 @@ from ..structures import MultiBranchFeatures
 from .adapters import BackboneAdapter, get_adapter
 from .adapters.base import get_submodule_or_param, remove
 from .compositions import Composition, build_composition
-from .pretrained import load_pretrained_into_branches
+from .pretrained import find_pretrained, load_pretrained_into_branches
 
 
 @MODELS.register_module()
@@ -52,7 +52,7 @@ class CBNet(BaseModule):
                  zero_init: bool = True,
                  share_weights: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
-        if init_cfg is not None and _is_pretrained(init_cfg):
+        if find_pretrained(init_cfg) is not None:
             raise ValueError('CBNet loads pretrained weights through its inner backbone: move '
                              "init_cfg=dict(type='Pretrained', ...) into backbone=dict(..., init_cfg=...); it is "
                              'then loaded into every branch.')
@@ -200,12 +200,7 @@ class CBNet(BaseModule):
         load_pretrained_into_branches(self.branches, composition=self.composition)
         if self.zero_init:
             self.composition.zero_init_()
-        self._is_init = True
-        for m in self.modules():
+        for m in self.modules():  # the branches were initialised above: the detector must not re-init them
             if isinstance(m, BaseModule):
                 m._is_init = True
 
-
-def _is_pretrained(init_cfg) -> bool:
-    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
-    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)

@@ -14,13 +14,10 @@ from mmengine.runner.checkpoint import CheckpointLoader
 CONVERTER = 'tools/model_converters/cbnetv2_to_cbnet.py'
 
 
-def pretrained_checkpoint(module: nn.Module) -> Optional[str]:
-    """The checkpoint of a ``Pretrained`` init_cfg on ``module``, if any."""
-    cfgs = module.init_cfg if isinstance(module.init_cfg, (list, tuple)) else [module.init_cfg]
-    for cfg in cfgs:
-        if cfg is not None and cfg.get('type') == 'Pretrained':
-            return cfg.get('checkpoint')
-    return None
+def find_pretrained(init_cfg) -> Optional[dict]:
+    """The ``Pretrained`` entry of an ``init_cfg`` (a dict or a list of them), if any."""
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return next((c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained'), None)
 
 
 def _versions(module: nn.Module) -> Dict[str, int]:
@@ -60,7 +57,7 @@ def load_pretrained_into_branches(branches: Sequence[nn.Module], composition: Op
     """
     logger = MMLogger.get_current_instance()
     first = branches[0]
-    checkpoint = pretrained_checkpoint(first)
+    checkpoint = (find_pretrained(first.init_cfg) or {}).get('checkpoint')
     before = _versions(first) if checkpoint else None
     first.init_weights()
     if checkpoint:
@@ -81,6 +78,3 @@ def load_pretrained_into_branches(branches: Sequence[nn.Module], composition: Op
     source = first.state_dict()
     for branch in branches[1:]:
         branch.load_state_dict({k: source[k] for k in branch.state_dict()}, strict=True)
-        for m in branch.modules():
-            if hasattr(m, '_is_init'):
-                m._is_init = True
