@@ -1,14 +1,10 @@
 import os
-import sys
 
 import pytest
 import torch
+from mmdet.utils import register_all_modules
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
-
-import cbnet  # noqa: E402,F401  (registers everything)
-from mmdet.utils import register_all_modules  # noqa: E402
+import cbnet  # noqa: F401  (registers everything)
 
 register_all_modules(init_default_scope=True)  # sub-modules (data preprocessor, heads) resolve in mmdet's scope
 

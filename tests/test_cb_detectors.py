@@ -1,7 +1,7 @@
 """Assistant supervision for two- and single-stage detectors: losses, weights, gradients, eval path, errors."""
 import pytest
 import torch
-from cb_fixtures import family, tiny_batch, tiny_detector_cfg
+from cbnet.testing import family, tiny_batch, tiny_detector_cfg
 from mmdet.registry import MODELS
 
 from cbnet.models import MultiBranchFeatures
@@ -162,7 +162,7 @@ def test_a_few_iterations_on_the_toy_data_reduce_the_loss(tmp_path, config):
     import numpy as np
     from mmengine.config import Config
     from mmengine.runner import Runner
-    from toy_utils import REPO, make_tiny_toy, write_tiny_config
+    from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 
     data_root = make_tiny_toy(str(tmp_path / 'toy'))
     path = write_tiny_config(str(tmp_path / 'cfg.py'), data_root, osp.join(REPO, 'configs', 'cbnet', config),

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-from cb_fixtures import FAMILIES, family, images
+from cbnet.testing import FAMILIES, family, images
 from mmdet.registry import MODELS
 
 from cbnet.models import MultiBranchFeatures

@@ -4,10 +4,10 @@ import logging
 import pytest
 import torch
 import torchvision
-from cb_fixtures import family, images
+from cbnet.testing import family, images
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
-from swin_layout import to_original_swin
+from cbnet.testing.checkpoint_formats import to_original_swin
 
 
 class CapturedLog(logging.Handler):

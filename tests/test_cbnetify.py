@@ -15,7 +15,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.models.backbones import ConvNeXt
 
-from cb_fixtures import family, mmdet_config, shrink_detector, tiny_batch
+from cbnet.testing import family, mmdet_config, shrink_detector, tiny_batch
 from cbnet.cbnetify import CBNetifyError, cbnetify, cbnetify_delta
 from cbnet.models.backbones import CBNet
 
@@ -321,7 +321,7 @@ def test_cli_refusal_exit_code_and_message(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_output_trains_with_tools_train(tmp_path):
     """As a user runs it: cbnetify a (tiny toy) config from the shell, then train the result with tools/train.py."""
-    from toy_utils import make_tiny_toy, write_tiny_config
+    from cbnet.testing import make_tiny_toy, write_tiny_config
     src = write_tiny_config(str(tmp_path / 'tiny.py'), make_tiny_toy(str(tmp_path / 'toy')), max_iters=1)
     out = tmp_path / 'triple.py'
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')

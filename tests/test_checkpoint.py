@@ -15,7 +15,7 @@ from mmengine.runner import Runner, load_checkpoint
 import cbnet  # noqa: F401
 from cbnet.utils import register_mmengine_safe_globals
 from cbnet.utils.checkpoint import history_buffer_getattr
-from toy_utils import make_tiny_toy, write_tiny_config
+from cbnet.testing import make_tiny_toy, write_tiny_config
 
 # Deterministic run for the resume comparison: mmengine does not checkpoint torch's RNG state, so random
 # proposal sampling (RandomSampler) and random flips after a resume differ from a straight run. With

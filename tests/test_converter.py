@@ -7,11 +7,11 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from cb_fixtures import family, images, tiny_detector_cfg
+from cbnet.testing import family, images, tiny_detector_cfg
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from official_reference import official_cbresnet_forward, official_cbswin_forward, official_fpn_forward
-from swin_layout import to_original_swin
+from tests.official_reference import official_cbresnet_forward, official_cbswin_forward, official_fpn_forward
+from cbnet.testing.checkpoint_formats import to_original_swin
 
 from cbnet.converters import convert_cbnetv2_state_dict, detect_family
 from cbnet.converters.cbnetv2 import convert_checkpoint, load_official_checkpoint

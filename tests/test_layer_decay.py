@@ -1,6 +1,6 @@
 """Layer-wise lr decay for composite ConvNeXt: every branch's parameters get their stage's lr."""
 import torch.nn as nn
-from cb_fixtures import family
+from cbnet.testing import family
 from mmdet.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from cbnet.engine.layer_decay import inner_backbone_name

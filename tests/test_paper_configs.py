@@ -2,7 +2,7 @@
 for a representative subset, predict at a small size.
 
 Counts are of all parameters (the paper's tables round to the million); each model is built once, counted,
-optionally run, and deleted. Every ``init_cfg``/``pretrained`` is set to None: no checkpoint is downloaded.
+optionally run, and deleted. Every ``Pretrained`` init_cfg is dropped (``strip_pretrained``): no checkpoint is downloaded.
 """
 import gc
 import glob
@@ -15,7 +15,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
-from cb_fixtures import tiny_batch
+from cbnet.testing import tiny_batch
+from cbnet.utils.configs import strip_pretrained
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs', 'cbnet')
@@ -49,20 +50,6 @@ def paper_configs():
     return sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')) if not p.endswith('_toy.py'))
 
 
-def without_init(node):
-    """Set every ``init_cfg`` and ``pretrained`` in a config tree to None (no downloads, random weights)."""
-    if isinstance(node, dict):
-        for key in list(node):
-            if key in ('init_cfg', 'pretrained'):
-                node[key] = None
-            else:
-                without_init(node[key])
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            without_init(item)
-    return node
-
-
 def few_detections(test_cfg) -> None:
     """Few proposals/detections: the 4conv1fc cascades on 1000 RoIs would dominate the test's time."""
     for stage in ('rpn', 'rcnn', None):
@@ -77,7 +64,8 @@ def build(name: str):
         few_detections(cfg.model.test_cfg)
     assert cfg.get('custom_imports', {}).get('imports') and 'cbnet' in cfg.custom_imports['imports'], \
         f'{name} must import cbnet (custom_imports)'
-    return cfg, MODELS.build(without_init(cfg.model))
+    strip_pretrained(cfg.model)
+    return cfg, MODELS.build(cfg.model)
 
 
 def within(count: int, paper_m: Optional[float]) -> bool:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import cbnet  # noqa: F401  (full checkpoints load with weights_only=True)
-from toy_utils import REPO, make_tiny_toy, write_tiny_config
+from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 
 HOOKS = '''
 import os

@@ -22,7 +22,7 @@ from cbnet.engine import CheckpointCompatibilityHook, enable_reliability
 from cbnet.utils.checkpoint_files import CheckpointReadError, checkpoint_problem
 from cbnet.utils.compat_checks import check_neck_matches_backbone, registry_hint
 from mmdet.registry import DATASETS, MODELS
-from toy_utils import FASTER_TOY, REPO, make_tiny_toy, write_tiny_config
+from cbnet.testing import FASTER_TOY, REPO, make_tiny_toy, write_tiny_config
 
 DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')
 

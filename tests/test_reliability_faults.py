@@ -19,7 +19,7 @@ from cbnet.engine import enable_reliability, non_finite_losses
 from cbnet.engine.tools_support import resolve_auto_resume
 from cbnet.utils import checkpoint_files
 from cbnet.utils.checkpoint_files import atomic_write_bytes, find_resumable_checkpoint
-from toy_utils import REPO, make_tiny_toy, write_tiny_config
+from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 
 DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')
 

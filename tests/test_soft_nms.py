@@ -12,7 +12,7 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import pseudo_collate
 from PIL import Image
 
-from test_tta import build_tiny_detector  # tiny narrow-ResNet-18 zoo detectors, shared with the TTA tests
+from tests.test_tta import build_tiny_detector  # tiny narrow-ResNet-18 zoo detectors, shared with the TTA tests
 
 SOFT_NMS = dict(type='soft_nms', iou_threshold=0.5)
 HARD_NMS = dict(type='nms', iou_threshold=0.5)

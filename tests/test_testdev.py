@@ -18,6 +18,8 @@ import torch
 from mmengine.config import Config
 from pycocotools import mask as mask_util
 
+from cbnet.testing import make_toy_coco
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -158,7 +160,6 @@ def test_cfg_options_turn_a_coco_config_into_a_format_only_test_dev_run():
 def toy_testdev(tmp_path_factory):
     """Toy dataset (tiny splits) and an untrained toy Mask R-CNN checkpoint."""
     root = tmp_path_factory.mktemp('toy_coco')
-    make_toy_coco = _load_tool('make_toy_coco', 'tools/misc/make_toy_coco.py').make_toy_coco
     make_toy_coco(str(root), num_train=2, num_val=2, num_test=3, size=(96, 128), seed=5)
     config = osp.join(REPO, 'configs/_toy_/mask_rcnn_r18_toy.py')
     from mmdet.registry import MODELS

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import cbnet  # noqa: F401  (full checkpoints load with weights_only=True)
-from toy_utils import DUAL_TOY, REPO, make_tiny_toy, write_tiny_config
+from cbnet.testing import DUAL_TOY, REPO, make_tiny_toy, write_tiny_config
 
 TOOLS = osp.join(REPO, 'tools')
 

@@ -1,6 +1,5 @@
 """The toy COCO dataset generator: deterministic, loadable by pycocotools, masks agree with boxes."""
 import filecmp
-import importlib.util
 import json
 import os.path as osp
 
@@ -8,18 +7,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from cbnet.testing import toy_coco as toy
 
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location(
-        'make_toy_coco', osp.join(REPO, 'tools', 'misc', 'make_toy_coco.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-toy = _load_generator()
 SMALL = dict(num_train=6, num_val=3, num_test=2, size=(96, 128))
 
 

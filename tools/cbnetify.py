@@ -7,21 +7,15 @@ The written config only holds what changes (``_base_`` is the source, the origin
 the composite one); ``Config.fromfile`` loads it and ``tools/train.py`` trains it like any other config.
 """
 import argparse
-import importlib
 import os
 import os.path as osp
 import sys
 import warnings
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mmengine.config import Config
 
-from mmengine.config import Config  # noqa: E402
-
-from cbnet.cbnetify import CBNetifyError, cbnetify_delta, render_cb_config  # noqa: E402
-
-PACKAGE_PREFIX = '::'
+from cbnet.cbnetify import CBNetifyError, cbnetify_delta, render_cb_config
+from cbnet.utils.configs import PACKAGE_SEP, package_config_name, resolve_config_path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,34 +36,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def resolve_source(src: str, out: str = None):
     """(path to load, the ``_base_`` string the written config uses)."""
-    if PACKAGE_PREFIX in src:
-        package, rel = src.split(PACKAGE_PREFIX, 1)
-        try:
-            root = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs')
-        except ImportError as e:
-            raise CBNetifyError(f'package {package!r} is not installed ({e}).') from e
-        path = osp.join(root, rel)
-        if not osp.isfile(path):
-            raise CBNetifyError(f'no such config in {package} (looked for {path}).')
+    try:
+        path = resolve_config_path(src)
+    except FileNotFoundError as e:
+        raise CBNetifyError(str(e)) from e
+    if PACKAGE_SEP in src:
         return path, src
-    path = osp.abspath(src)
-    if not osp.isfile(path):
-        raise CBNetifyError('no such config file.')
-    mmdet_configs = _package_configs('mmdet')
-    if mmdet_configs and path.startswith(mmdet_configs + os.sep):
-        return path, 'mmdet::' + osp.relpath(path, mmdet_configs)
+    path = osp.abspath(path)
+    packaged = package_config_name(path, 'mmdet')
+    if packaged:
+        return path, packaged
     if out is None:
         return path, path
     rel = osp.relpath(path, osp.dirname(osp.abspath(out)))
     # next to each other (or in sibling folders) a relative _base_ travels with the repo; else absolute
     return path, (rel if rel.count('..') <= 2 else path)
-
-
-def _package_configs(package: str):
-    try:
-        return osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs')
-    except ImportError:
-        return None
 
 
 def main(argv=None) -> int:

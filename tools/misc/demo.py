@@ -9,21 +9,17 @@ images with ground truth (left) and predicted boxes (right) to ``WORK_DIR/vis/``
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+import cbnet  # noqa: F401  (registers cbnet modules)
+from cbnet.testing import make_toy_coco
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = 'configs/cbnet/dual_r18_faster_rcnn_toy.py'
-FALLBACK_CONFIG = 'configs/_toy_/faster_rcnn_r18_toy.py'
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-import cbnet  # noqa: E402,F401  (registers cbnet modules)
-from make_toy_coco import make_toy_coco  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,14 +37,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def resolve_config(path: str) -> str:
-    """The demo config; the single-backbone toy config while the Dual one does not exist yet."""
-    candidates = [path, osp.join(REPO, path)]
-    for candidate in candidates:
+    """``path`` as given, or relative to the repository (the demo runs from any directory)."""
+    for candidate in (path, osp.join(REPO, path)):
         if osp.isfile(candidate):
             return candidate
-    if path == DEFAULT_CONFIG:
-        print(f'NOTE: {DEFAULT_CONFIG} does not exist yet: falling back to the SINGLE-backbone {FALLBACK_CONFIG}')
-        return osp.join(REPO, FALLBACK_CONFIG)
     raise SystemExit(f'error: config {path} not found')
 
 

@@ -6,12 +6,9 @@ With --config the converted weights are loaded into that config's model (built w
 and any missing or unexpected key is an error. Use the result with ``load_from`` or ``tools/test.py CONFIG DST``.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from cbnet.converters.cbnetv2 import convert_checkpoint  # noqa: E402
+from cbnet.converters.cbnetv2 import convert_checkpoint
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,27 +1,20 @@
-"""Tiny toy-data runs for tests: a few 64x64 images of the toy shapes dataset and a config that trains the
-toy detectors on them in seconds (batch 2, no workers, log every iteration)."""
-import importlib.util
+"""Tiny toy-data runs: a few 64x64 images of the toy shapes dataset and a config that trains the toy
+detectors on them in seconds (batch 2, no workers, log every iteration)."""
 import os.path as osp
 from typing import Optional
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from .toy_coco import make_toy_coco as _write_toy_coco
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FASTER_TOY = osp.join(REPO, 'configs', '_toy_', 'faster_rcnn_r18_toy.py')
 MASK_TOY = osp.join(REPO, 'configs', '_toy_', 'mask_rcnn_r18_toy.py')
 DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')  # the demo model
 
 
-def make_toy_coco(out_dir: str, **kwargs) -> str:
-    """tools/misc/make_toy_coco.py's function (tools/ is not a package); returns the root with a '/'."""
-    spec = importlib.util.spec_from_file_location(
-        'make_toy_coco', osp.join(REPO, 'tools', 'misc', 'make_toy_coco.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.make_toy_coco(out_dir, **kwargs)
-    return out_dir.rstrip('/') + '/'
-
-
 def make_tiny_toy(out_dir: str) -> str:
-    return make_toy_coco(out_dir, num_train=4, num_val=2, num_test=2, size=(64, 64), seed=0)
+    """4 train / 2 val / 2 test images of 64x64; returns the dataset root with a trailing '/'."""
+    _write_toy_coco(out_dir, num_train=4, num_val=2, num_test=2, size=(64, 64), seed=0)
+    return out_dir.rstrip('/') + '/'
 
 
 def write_tiny_config(path: str, data_root: str, base: str = FASTER_TOY, max_iters: int = 2,
