@@ -1,5 +1,5 @@
 # cbnet: `make install`, `make demo`, `make test`.
-# install builds .venv exactly as ../shared/STACK.md says works: torch first, then mmcv compiled against it
+# install builds .venv in the order that works: torch first, then mmcv compiled against it
 # (no build isolation, CPU ops), then mmdet/mmpretrain and cbnet itself. Each step leaves a stamp so that a
 # second `make install` with nothing to do returns in seconds.
 PYTHON ?= python3
@@ -10,7 +10,7 @@ TORCH_VERSION ?= 2.14.1
 TORCHVISION_VERSION ?= 0.29.1
 MMCV_VERSION ?= 2.1.0
 # mmcv wheels we compiled, kept per torch version: pip's own cache is keyed by name+version only and would
-# hand an mmcv built against another torch back to us (STACK.md trap).
+# hand an mmcv built against another torch back to us.
 MMCV_WHEEL_DIR ?= $(HOME)/.cache/cbnet/mmcv-wheels/torch-$(TORCH_VERSION)
 STAMPS := $(VENV)/.stamps
 PYTEST_ARGS ?=

@@ -1,6 +1,6 @@
 """Test-only re-derivation of the OFFICIAL CBNetV2 backbone forward, reading an official-format state dict.
 
-Written from the description of the official code (DESIGN.md, issue 5), independently of cbnet's CBNet,
+Written from the description of the official code, independently of cbnet's CBNet,
 compositions and converter: it uses mmdet's plain ResNet / Swin blocks and torch functional ops only, so a
 converted checkpoint that gives the same features as this reference gives the features of the official model.
 

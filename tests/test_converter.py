@@ -24,7 +24,7 @@ FPN = dict(in_channels=[32, 64, 128, 256], out_channels=16, num_outs=5)
 SWIN_FPN = dict(in_channels=[8, 16, 32, 64], out_channels=16, num_outs=5)
 
 
-# -- synthetic official checkpoints (the layout described in issue 5; widths from plain mmdet backbones) ------
+# -- synthetic official checkpoints (the official layout; widths from plain mmdet backbones) -----------------
 def _randomize(state, generator):
     """Non-trivial values everywhere: BN statistics too (variances positive), integer buffers untouched."""
     out = OrderedDict()
@@ -162,8 +162,9 @@ def test_dual_swin_converted_matches_official_forward():
 
 
 def test_connection_indices_follow_official_shapes():
-    """Issue 5: cb_linears.1.0.0.weight of Dual R50 is [256, 512, 1, 1] (C3 -> input of layer2): stage index
-    1 -> stage index 1, i.e. into{i}_from{i+j}; every official R50 connection lands on a same-shaped one."""
+    """In the official layout cb_linears.1.0.0.weight of Dual R50 is [256, 512, 1, 1] (C3 -> input of layer2):
+    stage index 1 -> stage index 1, i.e. into{i}_from{i+j}; every official R50 connection lands on a same-shaped
+    one."""
     cb_inplanes = [64, 256, 512, 1024, 2048]
     shapes = {f'backbone.cb_linears.{i}.{j}.0.weight': (cb_inplanes[i], cb_inplanes[i + j + 1], 1, 1)
               for i in range(1, 4) for j in range(4 - i)}
@@ -407,7 +408,7 @@ def test_official_checkpoint_of_a_paper_config_loads_strictly(config):
     converted = drop_pruned_stages(converted, model, report)
     assert verify_against_model(converted, model) == ([], [])
     if family_name == 'resnet':
-        assert tuple(official['backbone.cb_linears.1.0.0.weight'].shape) == (256, 512, 1, 1)  # issue 5
+        assert tuple(official['backbone.cb_linears.1.0.0.weight'].shape) == (256, 512, 1, 1)
         # the official lead's unused stem BN (deep-stem Res2Net: its stem was already removed above)
         assert [k for k, _ in report.dropped] == [f'backbone.cb_modules.1.bn1.{p}' for p in
                                                   ('weight', 'bias', 'running_mean', 'running_var',
