@@ -1,11 +1,12 @@
-"""Assistant supervision for two- and single-stage detectors: losses, weights, gradients, eval path, errors."""
+"""Assistant supervision for two- and single-stage detectors: losses, weights, gradients, eval path, the lead's
+proposals for every RoI head, errors."""
 import pytest
 import torch
-from cbnet.testing import family, tiny_batch, tiny_detector_cfg
 from mmdet.registry import MODELS
 
 from cbnet.models import MultiBranchFeatures
 from cbnet.models.detectors import CB_DETECTORS
+from cbnet.testing import tiny_batch, tiny_detector_cfg
 
 DETECTORS = {
     'CBFasterRCNN': ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', False),
@@ -131,6 +132,90 @@ def test_training_reduces_the_loss():
     assert sum(history[-3:]) / 3 < sum(history[:3]) / 3, history
 
 
+# -- two-stage: the RoI heads of all branches on the lead's proposals ('lead', CBNetV2) or their own ---------
+def _record_roi_inputs(model):
+    """The proposal boxes the RoI head's ``loss`` receives, one list per call (= per branch), and the features."""
+    calls = []
+    own = model.roi_head.loss
+
+    def loss(x, rpn_results_list, batch_data_samples):
+        calls.append(dict(x=x, bboxes=[r.bboxes.detach().clone() for r in rpn_results_list]))
+        return own(x, rpn_results_list, batch_data_samples)
+
+    model.roi_head.loss = loss
+    return calls
+
+
+def _distinct_branches(model):
+    """Non-zero connections: the lead's features (and so its RPN's proposals) differ from the assisting ones'."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.backbone.composition.parameters():
+            p.normal_(0, 0.5)
+
+
+@pytest.mark.parametrize('num_backbones', [2, 3])
+def test_lead_proposals_train_every_roi_head(num_backbones):
+    import copy
+    model = build('CBFasterRCNN', num_backbones)
+    assert model.assist_proposals == 'lead'  # the official CBNetV2 training is the default
+    _distinct_branches(model)
+    model.train()
+    batch = tiny_batch(model)
+    calls = _record_roi_inputs(model)
+    losses = losses_of(model, batch)
+    assert len(calls) == num_backbones
+    lead = calls[0]  # the lead runs first, so that its proposals exist for the others
+    with torch.no_grad():  # the lead's RPN proposals, computed independently from the lead's features
+        feats = model.neck(model.backbone(batch['inputs']).lead)
+        samples = copy.deepcopy(batch['data_samples'])
+        for s in samples:
+            s.gt_instances.labels = torch.zeros_like(s.gt_instances.labels)
+        _, expected = model.rpn_head.loss_and_predict(feats, samples, proposal_cfg=model.train_cfg.rpn_proposal)
+    assert all(torch.allclose(a, e.bboxes) for a, e in zip(lead['bboxes'], expected))
+    assert torch.equal(lead['x'][0], feats[0])
+    for assisting in calls[1:]:
+        assert not torch.equal(assisting['x'][0], lead['x'][0])  # other features ...
+        assert all(torch.equal(a, b) for a, b in zip(assisting['bboxes'], lead['bboxes']))  # ... same proposals
+    for k in range(1, num_backbones):  # every branch's RPN is still supervised
+        assert f'assist{k}_loss_rpn_cls' in losses and f'assist{k}_loss_rpn_bbox' in losses
+
+
+def test_own_proposals_and_the_same_loss_keys_and_weights():
+    model = build('CBFasterRCNN', 2, assist_proposals='own', assist_loss_weights=1.0)
+    _distinct_branches(model)
+    model.train()
+    batch = tiny_batch(model)
+    calls = _record_roi_inputs(model)
+    own = losses_of(model, batch)
+    assert len(calls) == 2 and not all(torch.equal(a, b) for a, b in zip(calls[0]['bboxes'], calls[1]['bboxes']))
+    model.assist_proposals = 'lead'
+    lead = losses_of(model, batch)
+    assert list(lead) == list(own)  # same keys in the same order
+    model.assist_loss_weights = [0.5]
+    weighted = losses_of(model, batch)
+    for key in ('assist1_loss_rpn_cls', 'assist1_loss_rpn_bbox'):  # RPN losses do not depend on proposals
+        assert torch.allclose(sum(weighted[key]), 0.5 * sum(lead[key]), rtol=1e-4), key
+
+
+def test_lead_proposals_with_cascade_and_htc():
+    for name in ('CBCascadeRCNN', 'CBHybridTaskCascade'):
+        model = build(name, 2)
+        model.train()
+        calls = _record_roi_inputs(model)
+        losses = losses_of(model, tiny_batch(model, with_mask=True))
+        assert len(calls) == 2 and all(torch.equal(a, b) for a, b in zip(calls[0]['bboxes'], calls[1]['bboxes']))
+        assert {k[len('assist1_'):] for k in losses if k.startswith('assist1_')} == {
+            k for k in losses if not k.startswith('assist')}, name
+
+
+def test_kind_options_are_checked():
+    with pytest.raises(ValueError, match="assist_proposals must be 'lead'"):
+        build('CBFasterRCNN', 2, assist_proposals='first')
+    with pytest.raises(TypeError, match='assist_proposals is an option of CB TwoStageDetector'):
+        build('CBRetinaNet', 2, assist_proposals='lead')
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 def test_cb_detector_with_plain_backbone_names_the_fix():
     cfg = tiny_detector_cfg(DETECTORS['CBFasterRCNN'][0])
@@ -162,6 +247,7 @@ def test_a_few_iterations_on_the_toy_data_reduce_the_loss(tmp_path, config):
     import numpy as np
     from mmengine.config import Config
     from mmengine.runner import Runner
+
     from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 
     data_root = make_tiny_toy(str(tmp_path / 'toy'))
