@@ -1,10 +1,14 @@
-"""cbnetify: the composite-backbone (Dual/Triple CBNetV2) variant of any mmdet single- or two-stage detector config.
+"""cbnetify: the composite-backbone (Dual/Triple CBNetV2) variant of any mmdet detector config.
 
 The result is a *delta* on top of the source config, not a copy of it: the detector type becomes ``CB<Type>``
 (assistant supervision), the backbone is wrapped as ``dict(type='CBNet', backbone=<the original backbone>)``
 and ``cbnet`` joins ``custom_imports``. Everything else (neck, heads, data, schedule, the backbone's own
-``init_cfg``/``frozen_stages``/``norm_eval``/``with_cp``) is inherited unchanged: the neck is shared by all
-branches, and a ``Pretrained`` checkpoint of the inner backbone is loaded into every branch.
+``init_cfg``/``frozen_stages``/``norm_eval``/``with_cp``) is inherited unchanged: the neck (if any) and the heads
+are shared by all branches, and a ``Pretrained`` checkpoint of the inner backbone is loaded into every branch.
+Two-stage detectors get ``assist_proposals='lead'`` (the official CBNetV2 training: the RoI heads of all branches
+train on the lead's proposals). Single-/two-stage detectors, DETR-style detectors (DETR, Deformable DETR, DINO,
+...), MaskFormer/Mask2Former, instance segmentors (SOLO, CondInst, YOLACT, ...) and neck-less (C4/DC5) configs
+are converted.
 
 ``cbnetify_delta`` returns that delta (what ``tools/cbnetify.py`` writes under ``_base_ = SRC``);
 ``cbnetify`` applies it to a :class:`~mmengine.config.Config` in memory, for scripts and notebooks.
@@ -49,8 +53,9 @@ def cbnetify_delta(cfg: Config,
         A plain dict to merge into ``cfg`` (it carries ``_delete_=True`` where the source must not leak in).
 
     Raises:
-        CBNetifyError: for configs that have no CB variant (DETR-style or other detectors, no neck, an
-            unsupported backbone, already composite, bad arguments); the message says what to do.
+        CBNetifyError: for configs that have no CB variant (DetectoRS RFP necks, detectors that download a
+            language model, semi-supervised wrappers, an unsupported backbone, already composite, bad
+            arguments); the message says what to do.
     """
     _import_custom_modules(cfg)
     model = cfg.get('model')
@@ -68,6 +73,7 @@ def cbnetify_delta(cfg: Config,
                        composition=composition, del_stages=del_stages)
     delta_model = dict(type=cb_type, backbone=cb_backbone,
                        assist_loss_weights=_weights_value(0.5 if assist_weight is None else assist_weight))
+    delta_model.update(_kind_options(cb_type))
     delta = dict(custom_imports=_merged_custom_imports(cfg.get('custom_imports')), model=delta_model)
 
     optim_wrapper = _optim_wrapper_delta(cfg)
@@ -112,8 +118,8 @@ def _check_arguments(num_backbones, composition, assist_weight, del_stages) -> N
                             f'{", ".join(sorted(COMPOSITIONS.module_dict))} (DHLC is the CBNetV2 default).')
     if assist_weight is not None:
         weights = [assist_weight] if isinstance(assist_weight, (int, float)) else list(assist_weight)
-        if len(weights) not in (1, num_backbones - 1) or not all(isinstance(w, (int, float)) and w >= 0
-                                                                  for w in weights):
+        valid = all(isinstance(w, (int, float)) and w >= 0 for w in weights)
+        if len(weights) not in (1, num_backbones - 1) or not valid:
             raise CBNetifyError(f'assist_weight must be one non-negative number or {num_backbones - 1} of them '
                                 f'(one per assisting branch), got {assist_weight!r}.')
     if del_stages is not None and (not isinstance(del_stages, int) or del_stages < 0):
@@ -130,9 +136,9 @@ def _registered(type_name: str):
 
 def _cb_detector_type(model: dict) -> str:
     """``CB<Type>``, or a refusal that says why this detector has no composite variant."""
-    from mmdet.models.detectors import DetectionTransformer
+    from mmdet.models.detectors import SemiBaseDetector
 
-    from cbnet.models.detectors import CB_DETECTORS, AssistedDetectorMixin
+    from cbnet.models.detectors import CB_DETECTORS, NOT_COMPOSABLE, AssistedDetectorMixin
     det_type = model['type']
     if not isinstance(det_type, str):
         raise CBNetifyError(f'model.type must be a registered name (a string), got {det_type!r}.')
@@ -144,25 +150,57 @@ def _cb_detector_type(model: dict) -> str:
     if isinstance(cls, type) and issubclass(cls, AssistedDetectorMixin):
         raise CBNetifyError(f'the config is already composite (model.type={det_type!r}): cbnetify its '
                             'single-backbone source instead, or change num_backbones in this config.')
-    if isinstance(cls, type) and issubclass(cls, DetectionTransformer):
+    if isinstance(cls, type) and issubclass(cls, SemiBaseDetector):
+        raise CBNetifyError(f'{name} is a semi-supervised wrapper (teacher and student share model.detector): '
+                            'cbnetify the detector config it wraps, then wrap the result (model.detector = the CB '
+                            'config\'s model).')
+    language_model = _language_model(model, cls)
+    if language_model:
         raise CBNetifyError(
-            f'{name} is a DETR-style detector: its transformer consumes backbone features through its own '
-            'encoder/decoder and has no per-branch assistant supervision, so it has no CB variant. cbnetify '
-            'supports single- and two-stage detectors (Faster/Mask/Cascade R-CNN, HTC, RetinaNet, ATSS, FCOS, '
-            'GFL, ...).')
+            f'{name} needs the language model {language_model} downloaded from the Hugging Face hub at build time: '
+            'it cannot be built (nor its CB variant checked) offline, so cbnetify does not convert it.')
+    if cls.__name__ in NOT_COMPOSABLE:
+        raise CBNetifyError(f'{name} has no CB variant: {NOT_COMPOSABLE[cls.__name__]}')
+    _check_neck(model)
     cb_name = f'CB{cls.__name__}'
     if cb_name not in CB_DETECTORS:
         bases = ', '.join(c.__name__ for c in cls.__mro__[1:4])
         raise CBNetifyError(
-            f'{name} (a {bases}) has no CB variant: cbnet supports subclasses of mmdet\'s SingleStageDetector '
-            'and TwoStageDetector (see cbnet.models.detectors.CB_DETECTORS). For a wrapper such as a '
-            'semi-supervised detector, cbnetify the detector config it wraps.')
-    if model.get('neck') is None:
-        raise CBNetifyError(
-            f'this {name} config has no neck: in CBNet every branch\'s features go through the same neck and '
-            'heads, and a neck-less detector (e.g. the C4 variants, whose RoI head holds the last ResNet stage) '
-            'cannot share them. Use the FPN variant of the config (e.g. faster-rcnn_r50_fpn_1x_coco.py).')
+            f'{name} (a {bases}) has no CB variant: cbnet supports subclasses of mmdet\'s SingleStageDetector, '
+            'TwoStageDetector, DetectionTransformer and SingleStageInstanceSegmentor (see '
+            'cbnet.models.detectors.CB_DETECTORS).')
     return f'{scope}.{cb_name}' if scope else cb_name
+
+
+def _language_model(model: dict, cls: type) -> Optional[str]:
+    """The hub name of the language model a grounding detector (GLIP, Grounding DINO) downloads, if any."""
+    from mmdet.models.detectors import GLIP, GroundingDINO
+    language_model = model.get('language_model')
+    if language_model is None and not issubclass(cls, (GLIP, GroundingDINO)):
+        return None
+    name = (language_model or {}).get('name') or (language_model or {}).get('type') or 'BERT'
+    return repr(name)
+
+
+def _check_neck(model: dict) -> None:
+    """Every branch's features go through the same neck (none is fine: the heads then read the backbone)."""
+    neck = model.get('neck')
+    for stage in (neck if isinstance(neck, (list, tuple)) else [neck]):
+        if isinstance(stage, dict) and stage.get('type') == 'RFP':
+            raise CBNetifyError(
+                'the neck is DetectoRS\'s RFP (recursive feature pyramid): it feeds the pyramid back into the '
+                'backbone (rfp_forward of DetectoRS_ResNet) and runs the backbone again, which a composite '
+                'backbone does not support. Use the SAC-only DetectoRS config instead, e.g. '
+                'mmdet::detectors/cascade-rcnn_r50-sac_1x_coco.py (switchable atrous convolution in a plain '
+                'ResNet, FPN neck).')
+
+
+def _kind_options(cb_type: str) -> dict:
+    """What the written config states explicitly for the detector's kind (the official CBNetV2 choices)."""
+    from mmdet.models.detectors import TwoStageDetector
+    if issubclass(_registered(cb_type), TwoStageDetector):
+        return dict(assist_proposals='lead')
+    return {}
 
 
 def _inner_backbone(model: dict) -> dict:

@@ -15,9 +15,9 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.models.backbones import ConvNeXt
 
-from cbnet.testing import family, mmdet_config, shrink_detector, tiny_batch
 from cbnet.cbnetify import CBNetifyError, cbnetify, cbnetify_delta
 from cbnet.models.backbones import CBNet
+from cbnet.testing import family, mmdet_config, shrink_detector, tiny_batch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(ROOT, 'tools', 'cbnetify.py')
@@ -188,8 +188,9 @@ def test_delta_is_small_and_keeps_what_the_base_imports():
     assert set(delta) == {'custom_imports', 'model', 'optim_wrapper'}  # the ConvNeXt lr decay: see below
     assert delta['optim_wrapper'] == dict(constructor='CBLearningRateDecayOptimizerConstructor')
     assert delta['custom_imports'] == dict(imports=['mmpretrain.models', 'cbnet'], allow_failed_imports=False)
-    assert set(delta['model']) == {'type', 'backbone', 'assist_loss_weights'}
+    assert set(delta['model']) == {'type', 'backbone', 'assist_loss_weights', 'assist_proposals'}
     assert delta['model']['assist_loss_weights'] == 0.3
+    assert delta['model']['assist_proposals'] == 'lead'  # two-stage: the official CBNetV2 training, explicit
     backbone = delta['model']['backbone']
     assert backbone['_delete_'] is True and backbone['backbone']['type'] == 'mmpretrain.ConvNeXt'
     assert (backbone['num_backbones'], backbone['composition'], backbone['del_stages']) == (3, 'SLC', 1)
@@ -226,21 +227,43 @@ def test_cbnetify_leaves_its_input_alone_and_takes_per_branch_weights():
 
 # -- refusals -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('rel, reason', [
-    ('detr/detr_r50_8xb2-150e_coco.py', 'DETR-style'),
-    ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'DETR-style'),
-    ('conditional_detr/conditional-detr_r50_8xb2-50e_coco.py', 'DETR-style'),
-    ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'DETR-style'),
-    ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'no neck'),
-    ('faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py', 'no neck'),
-    ('maskformer/maskformer_r50_ms-16xb1-75e_coco.py', 'no neck'),
+    ('detectors/cascade-rcnn_r50-rfp_1x_coco.py', "RFP.*mmdet::detectors/cascade-rcnn_r50-sac_1x_coco.py"),
+    ('detectors/detectors_htc-r50_1x_coco.py', 'recursive feature pyramid'),
+    ('glip/glip_atss_swin-t_a_fpn_dyhead_pretrain_obj365.py', "language model 'bert-base-uncased'.*offline"),
+    ('grounding_dino/grounding_dino_r50_scratch_8xb2_1x_coco.py', "language model 'bert-base-uncased'"),
+    ('tridentnet/tridentnet_r50-caffe_1x_coco.py', 'TridentNet multiplies the batch'),
     ('hrnet/faster-rcnn_hrnetv2p-w18-1x_coco.py', "'HRNet' is not supported"),
     ('pvt/retinanet_pvt-t_fpn_1x_coco.py', "'PyramidVisionTransformer' is not supported"),
     ('ssd/ssd300_coco.py', "'SSDVGG' is not supported"),
-    ('soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py', 'has no CB variant'),
+    ('soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py', 'semi-supervised wrapper'),
 ])
 def test_refusals_say_why(rel, reason):
     with pytest.raises(CBNetifyError, match=reason):
         cbnetify_delta(mmdet_config(rel))
+
+
+@pytest.mark.parametrize('rel, cb_type, has_neck', [
+    ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'CBDINO', True),
+    ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'CBDeformableDETR', True),
+    ('detr/detr_r50_8xb2-150e_coco.py', 'CBDETR', True),
+    ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', 'CBMask2Former', False),  # panoptic, pixel decoder
+    ('mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', 'CBMask2Former', False),
+    ('maskformer/maskformer_r50_ms-16xb1-75e_coco.py', 'CBMaskFormer', False),
+    ('solov2/solov2_r50_fpn_1x_coco.py', 'CBSOLOv2', True),
+    ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', 'CBCondInst', True),
+    ('yolact/yolact_r50_1xb8-55e_coco.py', 'CBYOLACT', True),
+    ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'CBFasterRCNN', False),  # the RoI head holds stage 4
+    ('faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py', 'CBFasterRCNN', False),
+    ('detectors/cascade-rcnn_r50-sac_1x_coco.py', 'CBCascadeRCNN', True),  # the suggested DetectoRS
+])
+def test_every_detector_kind_and_neckless_configs_convert(rel, cb_type, has_neck):
+    cfg = mmdet_config(rel)
+    cb = cbnetify(cfg)
+    assert cb.model.type == cb_type and cb.model.backbone.type == 'CBNet'
+    assert cb.model.backbone.backbone == cfg.model.backbone
+    assert (cb.model.get('neck') is not None) == has_neck and cb.model.get('neck') == cfg.model.get('neck')
+    two_stage = cb_type in ('CBFasterRCNN', 'CBCascadeRCNN')
+    assert cb.model.get('assist_proposals') == ('lead' if two_stage else None)
 
 
 def test_refuses_what_is_already_composite_and_bad_arguments():
@@ -314,8 +337,8 @@ def test_cli_on_a_local_config_uses_a_relative_base(tmp_path):
 
 def test_cli_refusal_exit_code_and_message(tmp_path, capsys):
     out = tmp_path / 'x.py'
-    assert _cli().main(['mmdet::detr/detr_r50_8xb2-150e_coco.py', '-o', str(out)]) == 2
-    assert 'DETR-style' in capsys.readouterr().err and not out.exists()
+    assert _cli().main(['mmdet::detectors/cascade-rcnn_r50-rfp_1x_coco.py', '-o', str(out)]) == 2
+    assert 'RFP' in capsys.readouterr().err and not out.exists()
 
 
 @pytest.mark.slow

@@ -77,8 +77,9 @@ def main(argv=None) -> int:
         f.write(text)
     written = Config.fromfile(args.out)  # the file must load, and mean what the delta says
     assert written.model.type == delta['model']['type'], 'the written config does not load as intended'
-    print(f'wrote {args.out}: {written.model.type}, {args.num_backbones} x {delta["model"]["backbone"]["backbone"]["type"]}'
-          f', composition {args.composition} (base: {base})')
+    inner = delta['model']['backbone']['backbone']['type']
+    print(f'wrote {args.out}: {written.model.type}, {args.num_backbones} x {inner}, composition {args.composition} '
+          f'(base: {base})')
     return 0
 
 
