@@ -98,21 +98,30 @@ def test_official_cbnetv2_checkpoint_points_to_the_converter(dual_model):
     assert 'tools/model_converters/cbnetv2_to_cbnet.py' in msg
 
 
-def test_single_backbone_checkpoint_matches_no_branch(tiny, dual_model):
-    plain = _model(tiny['plain'])
+def test_single_backbone_checkpoint_is_expanded_in_place(tiny, dual_model):
+    plain = _model(tiny['plain']).state_dict()
+    checkpoint = dict(state_dict=plain, meta={})
+    CheckpointCompatibilityHook().after_load_checkpoint(SimpleNamespace(model=dual_model, _load_from='p.pth'),
+                                                        checkpoint)
+    assert list(checkpoint['state_dict']) == list(dual_model.state_dict())  # what mmengine then loads
+    assert torch.equal(checkpoint['state_dict']['backbone.branches.1.layer3.0.conv1.weight'],
+                       plain['backbone.layer3.0.conv1.weight'])
+
+
+def test_single_backbone_checkpoint_of_another_architecture_is_refused(tiny, dual_model):
+    wider = _model(tiny['plain'], **{'roi_head.bbox_head.num_classes': 7}).state_dict()
     with pytest.raises(ValueError) as e:
-        _after_load(dual_model, plain.state_dict())
+        _after_load(dual_model, wider)
     msg = str(e.value)
-    n_backbone = sum(k.startswith('backbone.') for k in dual_model.state_dict())
-    assert f'none of the {n_backbone} weights of any branch' in msg
-    assert "prefix='backbone.'" in msg  # how to start every branch from it instead
+    assert 'another architecture' in msg and 'roi_head.bbox_head.fc_cls.weight' in msg
 
 
 def test_heads_only_loading_can_be_allowed_explicitly(tiny, dual_model):
-    plain = _model(tiny['plain'])
+    plain = _model(tiny['plain']).state_dict()
     runner = SimpleNamespace(model=dual_model, _load_from='heads.pth')
-    CheckpointCompatibilityHook(require_backbone=False).after_load_checkpoint(
-        runner, dict(state_dict=plain.state_dict()))
+    checkpoint = dict(state_dict=plain)
+    CheckpointCompatibilityHook(require_backbone=False).after_load_checkpoint(runner, checkpoint)
+    assert checkpoint['state_dict'] is plain  # not expanded: the backbone comes from its init_cfg
 
 
 def test_enable_reliability_keeps_user_choices():

@@ -35,6 +35,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .files import build_target_model, load_state_dict_file
+
 RESNET = 'resnet'
 SWIN = 'swin'
 FAMILIES = (RESNET, SWIN)
@@ -83,8 +85,9 @@ def detect_family(state_dict: Dict[str, Tensor]) -> str:
                              'backbone.composition.* keys): load it directly with load_from, no conversion needed.')
         backbone_keys = sorted(k for k in state_dict if k.startswith('backbone.'))[:3]
         raise ValueError('Not an official CBNetV2 checkpoint: it has no backbone.cb_modules.* keys '
-                         f'(first backbone keys: {backbone_keys or "none"}). A single-backbone mmdet checkpoint '
-                         "loads with load_from; ImageNet weights go into the inner backbone's init_cfg.")
+                         f'(first backbone keys: {backbone_keys or "none"}). A plain (single-backbone) mmdet detector '
+                         'checkpoint is expanded for a CB detector by tools/model_converters/single_to_cb.py (or '
+                         "as load_from); ImageNet weights go into the inner backbone's init_cfg.")
     is_swin = any(k.startswith(('layers.', 'patch_embed.')) for k in module_keys)
     is_resnet = any(re.match(r'^(layer\d+|conv1|stem)\.', k) for k in module_keys)
     if is_swin == is_resnet:
@@ -195,18 +198,8 @@ def _convert_linear_key(key: str, family: str) -> str:
 
 
 # -- files and verification -------------------------------------------------------------------------------------
-def load_official_checkpoint(path: str) -> Tuple[Dict[str, Tensor], dict]:
-    """``(state_dict, meta)`` of an official file (a dict with ``state_dict``, or a bare state dict)."""
-    import cbnet  # noqa: F401  (allowlists the non-tensor objects of mmengine/mmcv checkpoints)
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - the message says what to do
-        raise ValueError(f'Cannot read {path} as a PyTorch checkpoint without running code from it: {e}') from e
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{path} holds a {type(ckpt).__name__}, not a checkpoint dict.')
-    if 'state_dict' in ckpt:
-        return ckpt['state_dict'], dict(ckpt.get('meta') or {})
-    return ckpt, {}
+#: an official file is read like any checkpoint (a dict with ``state_dict``, or a bare state dict)
+load_official_checkpoint = load_state_dict_file
 
 
 def converted_meta(src: str, meta: dict, report: ConversionReport) -> dict:
@@ -220,28 +213,6 @@ def converted_meta(src: str, meta: dict, report: ConversionReport) -> dict:
     if isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes):
         new['dataset_meta'] = dict(classes=tuple(classes))
     return new
-
-
-def build_target_model(config):
-    """The detector of ``config`` (a path or Config), with every ``init_cfg`` removed (nothing is loaded)."""
-    import cbnet  # noqa: F401
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.config import Config, ConfigDict
-
-    register_all_modules(init_default_scope=True)
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    model_cfg = _without_init_cfg(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model))
-    return MODELS.build(ConfigDict(model_cfg))
-
-
-def _without_init_cfg(node):
-    if isinstance(node, dict):
-        return {k: (None if k == 'init_cfg' else None if k == 'pretrained' else _without_init_cfg(v))
-                for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return type(node)(_without_init_cfg(v) for v in node)
-    return node
 
 
 def verify_against_model(state_dict: Dict[str, Tensor], model: torch.nn.Module) -> Tuple[List[str], List[str]]:

@@ -2,9 +2,10 @@
 
 * :class:`NonFiniteLossHook`: a NaN/inf loss stops the run BEFORE the optimizer step, naming the iteration
   and the loss key(s), so the weights (and the next checkpoint) are never poisoned.
-* :class:`CheckpointCompatibilityHook`: refuses a ``load_from``/resume checkpoint that would leave the
-  backbone random (official CBNetV2 keys, a single-backbone checkpoint, another architecture), and checks the
-  neck's ``in_channels`` against a composite backbone before training or testing starts.
+* :class:`CheckpointCompatibilityHook`: expands a plain (single-backbone) detector checkpoint given as
+  ``load_from`` to a CB detector (every branch starts from its backbone); refuses a ``load_from``/resume
+  checkpoint that would leave the backbone random (official CBNetV2 keys, another architecture), and checks
+  the neck's ``in_channels`` against a composite backbone before training or testing starts.
 * :class:`AtomicCheckpointHook`: mmengine's ``CheckpointHook`` writing through the atomic file backend.
 
 ``cbnet.engine.enable_reliability(cfg)`` adds all three to a config (cbnet's tools do it by default).
@@ -13,10 +14,13 @@ import math
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 
+from ..converters.single_to_cb import (describe_expansion, expand_single_state_dict, is_composite_state_dict,
+                                       is_single_backbone_state_dict)
 from ..utils.compat_checks import check_checkpoint_fits_model, check_neck_matches_backbone
 
 
@@ -90,14 +94,20 @@ def _last_checkpoint(runner) -> str:
 
 @HOOKS.register_module()
 class CheckpointCompatibilityHook(Hook):
-    """Refuse checkpoints that would leave the backbone untouched; check the neck against the backbone.
+    """Expand plain detector checkpoints for CB detectors; refuse checkpoints that would leave the backbone
+    untouched; check the neck against the backbone.
 
     ``after_load_checkpoint`` runs after mmengine reads a ``load_from``/resume checkpoint and before it copies
-    it (non-strictly) into the model, so a wrong checkpoint stops the run before any step.
+    it (non-strictly) into the model, so a wrong checkpoint stops the run before any step, and a plain
+    detector checkpoint given to a CB detector can be replaced, in memory, by its expansion
+    (:func:`cbnet.converters.single_to_cb.expand_single_state_dict`: the backbone in every branch, composite
+    connections at zero, neck and heads unchanged), which then loads with no missing or unexpected key. A
+    plain checkpoint of another architecture is refused with the keys that differ.
 
     Args:
         require_backbone: refuse a checkpoint that provides no backbone weight. Set False only if you mean to
-            take the backbone from its ``init_cfg`` and just the neck/heads from ``load_from``.
+            take the backbone from its ``init_cfg`` and just the neck/heads from ``load_from`` (a plain
+            checkpoint is then not expanded either: its backbone keys are ignored).
     """
 
     priority = 'VERY_HIGH'
@@ -112,11 +122,29 @@ class CheckpointCompatibilityHook(Hook):
             check_neck_matches_backbone(model.backbone, getattr(model, 'neck', None))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-        if not isinstance(state_dict, dict):
+        if not isinstance(checkpoint, dict):
             return
-        check_checkpoint_fits_model(_unwrap(runner.model), state_dict, source=getattr(runner, '_load_from', None),
-                                    require_backbone=self.require_backbone)
+        nested = isinstance(checkpoint.get('state_dict'), dict)
+        state_dict = checkpoint['state_dict'] if nested else checkpoint
+        model = _unwrap(runner.model)
+        source = getattr(runner, '_load_from', None)
+        if (self.require_backbone and is_single_backbone_state_dict(state_dict)
+                and is_composite_state_dict(model.state_dict())):
+            if getattr(runner, '_resume', False):
+                raise ValueError(f'--resume {source!r}: a plain detector checkpoint cannot be resumed by a CB '
+                                 'detector (its optimizer state is for other parameters). Start from it with '
+                                 'load_from (without --resume): its backbone then goes into every branch.')
+            expanded, report = expand_single_state_dict(model, state_dict)
+            if nested:
+                checkpoint['state_dict'] = expanded
+            else:
+                checkpoint.clear()
+                checkpoint.update(expanded)
+                if hasattr(checkpoint, '_metadata'):
+                    checkpoint._metadata = expanded._metadata
+            print_log(describe_expansion(report, source), logger='current')
+            return
+        check_checkpoint_fits_model(model, state_dict, source=source, require_backbone=self.require_backbone)
 
 
 @HOOKS.register_module()

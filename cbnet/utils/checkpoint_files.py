@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 from typing import Callable, List, Optional, Union
 
-from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio import LocalBackend
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -76,9 +76,9 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, os.PathLike]) -> None:
         os.close(dir_fd)
 
 
-@register_backend('atomic_local')
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic ``put``/``put_text``.
+    """mmengine's local file backend with atomic ``put``/``put_text`` (registered as ``'atomic_local'`` by
+    :mod:`cbnet.global_effects`).
 
     Use it for checkpoints with ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')`` (what
     ``cbnet.engine.AtomicCheckpointHook`` sets, and what cbnet's ``tools/train.py`` uses by default).

@@ -3,8 +3,9 @@
 * :func:`check_neck_matches_backbone`: the neck's ``in_channels`` against what a composite backbone returns
   (today the mismatch surfaces as a conv shape error in the first forward pass, or a bare ``AssertionError``).
 * :func:`check_checkpoint_fits_model`: ``load_from`` loads non-strictly, so an official CBNetV2 checkpoint
-  (``backbone.cb_modules.*``) or a single-backbone one would load only the heads and train with a random
-  backbone, logging just a warning. Both become errors.
+  (``backbone.cb_modules.*``) or one of another architecture would load only the heads and train with a random
+  backbone, logging just a warning. Both become errors. (A plain detector checkpoint of the matching
+  architecture is expanded for the composite backbone instead: ``cbnet.converters.single_to_cb``.)
 * :func:`registry_hint`: what to add to the config when mmengine says ``X is not in the mmdet::model registry``.
 """
 import difflib
@@ -15,7 +16,8 @@ import torch.nn as nn
 
 CONVERTER = 'tools/model_converters/cbnetv2_to_cbnet.py'
 CUSTOM_IMPORTS = "custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)"
-_OFFICIAL_MARKERS = ('backbone.cb_modules.', 'backbone.cb_linears.')
+OFFICIAL_MARKERS = ('backbone.cb_modules.', 'backbone.cb_linears.')
+SINGLE_TO_CB = 'tools/model_converters/single_to_cb.py'
 _NOT_REGISTERED = re.compile(r'`?(?P<name>[\w.]+)`? is not in the (?P<registry>[\w.]+::[\w.]+|[\w.]+) registry')
 
 
@@ -60,6 +62,11 @@ def _strip(key: str, prefixes: Iterable[str] = ('module.', )) -> str:
     return key
 
 
+def strip_module_prefix(state_dict: Mapping) -> dict:
+    """The state dict without the ``module.`` prefix of (DDP-)wrapped models, as mmengine loads it."""
+    return {_strip(k): v for k, v in state_dict.items()}
+
+
 def _summary(names: Sequence[str], limit: int = 4) -> str:
     return ', '.join(names[:limit]) + (f', ... ({len(names) - limit} more)' if len(names) > limit else '')
 
@@ -76,8 +83,8 @@ def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: O
             checkpoints are refused either way).
     """
     what = f'The checkpoint {source!r}' if source else 'The checkpoint'
-    keys = {_strip(k): v for k, v in state_dict.items()}
-    if any(k.startswith(_OFFICIAL_MARKERS) for k in keys):
+    keys = strip_module_prefix(state_dict)
+    if any(k.startswith(OFFICIAL_MARKERS) for k in keys):
         raise ValueError(
             f'{what} is an official CBNetV2 (mmdet 2.x) checkpoint: its backbone keys (backbone.cb_modules.*, '
             'backbone.cb_linears.*) exist in no cbnet model, and load_from would load only the neck and heads '
@@ -97,9 +104,9 @@ def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: O
                'test with a random backbone. ')
     if composite and ckpt_backbone and not any(k.startswith('backbone.branches.') for k in ckpt_backbone):
         message += ('Its backbone keys look like a single-backbone model '
-                    f'({_summary(ckpt_backbone)}). To start every branch from that backbone, load it as the '
-                    "inner backbone's init_cfg instead: model.backbone.backbone.init_cfg=dict(type='Pretrained', "
-                    "checkpoint=..., prefix='backbone.'), and drop load_from.")
+                    f'({_summary(ckpt_backbone)}). To start every branch from that detector, expand it: '
+                    f'`python {SINGLE_TO_CB} SRC DST --config YOUR_CONFIG` (cbnet\'s CheckpointCompatibilityHook, '
+                    'which cbnet\'s tools add, does this in memory for load_from).')
     elif ckpt_backbone:
         mismatched = [k for k in ckpt_backbone if k in model_keys]
         message += (f'Its backbone weights have other shapes ({_summary(mismatched)}): it is for another depth '
