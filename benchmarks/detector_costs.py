@@ -9,7 +9,7 @@ paper:  our params and FLOPs of the paper's configs beside the paper's numbers (
         the Swin/CBNetV2 convention; 1 multiply-add = 1 FLOP).
 memory: training-step peak memory of Dual-Swin-T Mask R-CNN with and without ``with_cp`` on every
         branch (goal: <= 0.6x). On a CPU the increase of the peak RSS is the proxy (see
-        tools/analysis_tools/model_stats.py); on a GPU benchmarks/gpu_check.sh measures CUDA memory.
+        cbnet.analysis.memory); on a GPU benchmarks/gpu_check.sh measures CUDA memory.
 eval:   a Dual detector's inference time over its single-backbone mmdet config's, and the number
         of times the neck and heads run in eval vs training (the proof that assisting branches'
         necks/heads are skipped at test time).
@@ -29,9 +29,11 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.nn as nn
 
+from cbnet.analysis import build_model, collect_stats, environment, load_config, make_batch, measure_train_step
+from cbnet.analysis import progress_printer, versions_line
+from cbnet.utils.configs import resolve_config_path
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-import model_stats  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'benchmarks', 'results')
 
@@ -60,7 +62,7 @@ def _path(config: str) -> str:
 
 def _exists(config: str) -> bool:
     try:
-        model_stats.resolve_config_path(_path(config))
+        resolve_config_path(_path(config))
         return True
     except FileNotFoundError:
         return False
@@ -72,10 +74,7 @@ def _header(title: str, result: Dict[str, Any]) -> List[str]:
             f"Machine: {env['cpu']} ({env['cpu_count']} cores)"
             + (f", GPU {env['gpu']}" if 'gpu' in env else '')
             + f"; load average at start {result['loadavg']} (shared with other jobs).", '',
-            'Versions: ' + ', '.join(f'{k} {env[k]}' for k in ('python', 'torch', 'mmcv',
-                                                                'mmengine', 'mmdet', 'mmpretrain',
-                                                                'git')
-                                     if k in env), '']
+            'Versions: ' + versions_line(env), '']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,9 +85,9 @@ def paper(args) -> Dict[str, Any]:
             rows.append(dict(config=config, paper=what, missing=True))
             print(f'skip {config}: not present', file=sys.stderr)
             continue
-        stats = model_stats.collect_stats(
+        stats = collect_stats(
             _path(config), tuple(args.shape), latency=False,
-            progress=model_stats._progress_printer(len(rows) + 1, len(PAPER), config))
+            progress=progress_printer(len(rows) + 1, len(PAPER), config))
         rows.append(dict(config=config, paper=what, paper_params_m=p_params,
                          paper_gflops=p_flops, params_m=stats['params']['total'] / 1e6,
                          gflops=stats['flops']['total'] / 1e9,
@@ -104,9 +103,9 @@ def mmdet2_convention(config: str, stats: Dict[str, Any]) -> float:
     """FLOPs as mmdet 2's ``forward_dummy`` (the paper's counter) had them: mask heads on the first
     100 proposals. mmdet 3's cascade/HTC tensor forward runs every stage's mask head on all test
     proposals (StandardRoIHead already takes 100), so their mask-head FLOPs are scaled down."""
-    cfg = model_stats.load_config(config)
+    cfg = load_config(config)
     roi_head = cfg.model.get('roi_head') or {}
-    parts = stats['flops'].get('roi_head', {})
+    parts = stats['flops']['parts'].get('roi_head', {})
     if not parts.get('mask_head') or 'Cascade' not in roi_head.get('type', '') \
             and 'HybridTaskCascade' not in roi_head.get('type', ''):
         return stats['flops']['total']
@@ -148,7 +147,7 @@ def paper_md(result: Dict[str, Any]) -> List[str]:
 # ---------------------------------------------------------------------------------------------
 def _with_cp_option(config: str) -> str:
     """The ``--cfg-options`` key that reaches the innermost backbone's ``with_cp``."""
-    cfg = model_stats.load_config(_path(config))
+    cfg = load_config(_path(config))
     key, node = 'model.backbone', cfg.model.backbone
     while isinstance(node.get('backbone'), dict):
         key, node = key + '.backbone', node['backbone']
@@ -162,9 +161,9 @@ def memory(args) -> Dict[str, Any]:
     rows = []
     for with_cp in (False, True):
         print(f'{config}: training step, with_cp={with_cp}', file=sys.stderr, flush=True)
-        r = model_stats.measure_train_step(
+        r = measure_train_step(
             _path(config), tuple(args.shape), args.device, args.batch, warmup=1, repeat=1,
-            cfg_options=[f'{key}={with_cp}'], timer='cpu' if args.device == 'cpu' else 'wall',
+            cfg_options={key: with_cp}, timer='cpu' if args.device == 'cpu' else 'wall',
             threads=args.threads)
         rows.append(dict(with_cp=with_cp, **r))
     ratio = rows[1]['peak_mem_increase_bytes'] / rows[0]['peak_mem_increase_bytes']
@@ -236,18 +235,18 @@ def eval_cost(args) -> Dict[str, Any]:
         rows = {}
         # The Dual config post-processes as its single config does (the CB configs use soft-NMS at
         # score 0.001): the comparison then measures the backbone, not the post-processing.
-        same_post = {'model.test_cfg': model_stats.load_config(_path(single)).model.test_cfg.to_dict()}
+        same_post = {'model.test_cfg': load_config(_path(single)).model.test_cfg.to_dict()}
         for kind, config in (('single', single), ('dual', dual)):
-            rows[kind] = model_stats.collect_stats(
+            rows[kind] = collect_stats(
                 _path(config), tuple(args.shape), args.device, warmup=1, repeat=args.repeat,
                 cfg_options=same_post if kind == 'dual' else None,
                 timer='cpu' if args.device == 'cpu' else 'wall',
-                progress=model_stats._progress_printer(1, 2, config))
-        cfg = model_stats.load_config(_path(dual))
-        model = model_stats.build_model(cfg, args.device)
+                progress=progress_printer(1, 2, config))
+        cfg = load_config(_path(dual))
+        model = build_model(cfg, args.device)
         small = (128, 128)  # the call counts do not depend on the size
-        calls = count_head_calls(model, model_stats.make_batch(model, small, 1, False),
-                                 model_stats.make_batch(model, small, 2, True))
+        calls = count_head_calls(model, make_batch(model, small, 1, False),
+                                 make_batch(model, small, 2, True))
         pairs.append(dict(
             dual=dual, single=single, num_backbones=rows['dual']['num_backbones'],
             latency_s={k: r['latency']['median_s'] for k, r in rows.items()},
@@ -309,7 +308,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python benchmarks/detector_costs.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
-        environment=model_stats.environment(), loadavg=[round(v, 2) for v in os.getloadavg()],
+        environment=environment(), loadavg=[round(v, 2) for v in os.getloadavg()],
         shape=args.shape, device=args.device, repeat=args.repeat)
     result.update(fn(args))
     md = '\n'.join(_header(title, result) + md_fn(result)) + '\n'

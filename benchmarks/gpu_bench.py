@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import gc
 import json
 import os
 import os.path as osp
@@ -29,9 +28,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from cbnet.analysis import (GIB, build_model, environment, ground_truth_kind, load_config, make_batch,
+                            measure_latency, num_classes, peak_rss_bytes, reset_peak, sync)
+from cbnet.utils.configs import resolve_config_path
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-import model_stats  # noqa: E402
 
 # (Dual config, its single-backbone mmdet config)
 TRAIN_PAIRS = [
@@ -40,7 +41,6 @@ TRAIN_PAIRS = [
      'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'),
 ]
 SWIN_L_HTC = 'configs/cbnet/dual_swin_l_htc.py'
-GIB = 2**30
 
 
 def set_with_cp(backbone_cfg: dict, value: bool) -> None:
@@ -64,47 +64,39 @@ def build_optim_wrapper(model, cfg, amp: bool):
 def generated_batch(model, shape, batch_size: int) -> dict:
     """Packed (not yet preprocessed) random images with boxes, masks, semantic maps if needed."""
     from mmdet.testing import demo_mm_inputs
-    roi_head = getattr(model, 'roi_head', None)
-    return demo_mm_inputs(
-        batch_size=batch_size, image_shapes=(3, *shape), num_items=[8] * batch_size,
-        num_classes=model_stats._num_classes(model), with_mask=bool(model.with_mask),
-        with_semantic=bool(getattr(roi_head, 'with_semantic', False)), sem_seg_output_strides=8)
+    return demo_mm_inputs(batch_size=batch_size, image_shapes=(3, *shape), num_items=[8] * batch_size,
+                          num_classes=num_classes(model), **ground_truth_kind(model))
 
 
 def _reset_memory(device: str) -> None:
-    gc.collect()
-    if device.startswith('cuda'):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        model_stats._reset_cpu_peak()
+    reset_peak(device)
 
 
 def _peak_memory(device: str) -> Dict[str, float]:
     if device.startswith('cuda'):
         return dict(peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB,
                     peak_reserved_gib=torch.cuda.max_memory_reserved() / GIB)
-    return dict(peak_rss_gib=model_stats._hwm_bytes() / GIB)
+    return dict(peak_rss_gib=peak_rss_bytes() / GIB)
 
 
 def train_iters(config: str, shape, batch_size: int, warmup: int, iters: int, device: str,
                 amp: bool, with_cp: Optional[bool] = None) -> Dict[str, Any]:
     """img/s and peak memory of real training iterations (``train_step``) on generated data."""
-    cfg = model_stats.load_config(model_stats_path(config))
+    cfg = load_config(model_stats_path(config))
     if with_cp is not None:
         set_with_cp(cfg.model.backbone, with_cp)
     _reset_memory(device)
-    model = model_stats.build_model(cfg, device).train()
+    model = build_model(cfg, device).train()
     optim_wrapper = build_optim_wrapper(model, cfg, amp)
     data = generated_batch(model, shape, batch_size)
     losses = None
     for _ in range(warmup):
         losses = model.train_step(data, optim_wrapper)
-    model_stats._sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(iters):
         losses = model.train_step(data, optim_wrapper)
-    model_stats._sync(device)
+    sync(device)
     elapsed = time.perf_counter() - start
     out = dict(config=config, shape=list(shape), batch_size=batch_size, amp=amp,
                with_cp=with_cp, iters=iters, s_per_iter=elapsed / iters,
@@ -122,12 +114,12 @@ def inference(config: str, shape, warmup: int, iters: int, device: str,
     """Eval ``predict`` img/s at batch 1. ``test_cfg_from``: take that config's ``model.test_cfg``
     so that a Dual config (e.g. with soft-NMS at score 0.001) and its single config post-process
     alike and the comparison measures the backbones."""
-    cfg = model_stats.load_config(model_stats_path(config))
+    cfg = load_config(model_stats_path(config))
     if test_cfg_from:
-        cfg.model.test_cfg = model_stats.load_config(model_stats_path(test_cfg_from)).model.test_cfg
-    model = model_stats.build_model(cfg, device).eval()
-    batch = model_stats.make_batch(model, shape, 1, training=False)
-    timing = model_stats.measure_latency(model, batch, device, warmup, iters)
+        cfg.model.test_cfg = load_config(model_stats_path(test_cfg_from)).model.test_cfg
+    model = build_model(cfg, device).eval()
+    batch = make_batch(model, shape, 1, training=False)
+    timing = measure_latency(model, batch, device, warmup, iters)
     del model
     _reset_memory(device)
     return dict(config=config, shape=list(shape), img_per_s=1 / timing['median_s'],
@@ -143,7 +135,7 @@ def model_stats_path(config: str) -> str:
 
 def available(config: str) -> bool:
     try:
-        model_stats.resolve_config_path(model_stats_path(config))
+        resolve_config_path(model_stats_path(config))
         return True
     except FileNotFoundError:
         return False
@@ -214,7 +206,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     os.makedirs(args.out, exist_ok=True)
     results: Dict[str, Any] = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        dry_run=dry, environment=model_stats.environment(), mmcv_ops=mmcv_ops_kind(),
+        dry_run=dry, environment=environment(), mmcv_ops=mmcv_ops_kind(),
         checks={})
 
     def save() -> None:

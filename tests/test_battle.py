@@ -1,15 +1,14 @@
-"""tools/analysis_tools/battle.py: metrics lookup, table and plot (tiny backbone-only configs, CPU)."""
+"""tools/analysis_tools/battle.py and cbnet.analysis.metrics: metrics lookup, table and plot (tiny configs, CPU)."""
 import json
 import os
-import os.path as osp
-import sys
 import time
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-import battle  # noqa: E402
+from cbnet.analysis.metrics import find_metrics
+from tests.analysis_helpers import load_tool
+
+battle = load_tool('tools/analysis_tools/battle.py')
 
 TINY_RESNET = ("dict(type='ResNet', depth=18, base_channels=8, stem_channels=8, out_indices=(0, 1, 2, 3), "
                'init_cfg=None)')
@@ -34,16 +33,16 @@ def _write_work_dir(root, name, bbox, segm=None, older=None):
 
 def test_find_metrics_takes_the_newest_last_entry(tmp_path):
     _write_work_dir(tmp_path, 'a', bbox=0.412, segm=0.371, older=0.111)
-    found = battle.find_metrics(str(tmp_path / 'a'))
+    found = find_metrics(str(tmp_path / 'a'))
     assert found['bbox_mAP'] == pytest.approx(0.412) and found['segm_mAP'] == pytest.approx(0.371)
     assert found['source'].endswith('scalars.json')
-    assert battle.find_metrics(str(tmp_path / 'missing')) == {}
+    assert find_metrics(str(tmp_path / 'missing')) == {}
 
 
 def test_find_metrics_reads_text_logs(tmp_path):
     log = tmp_path / 'x.log'
     log.write_text('coco/bbox_mAP: 0.408  coco/bbox_mAP_50: 0.61  coco/segm_mAP: 0.366\n')
-    assert battle.find_metrics(str(log)) == dict(bbox_mAP=0.408, segm_mAP=0.366, source=str(log))
+    assert find_metrics(str(log)) == dict(bbox_mAP=0.408, segm_mAP=0.366, source=str(log))
 
 
 def test_battle_with_and_without_metrics(tmp_path):
@@ -73,4 +72,4 @@ def test_battle_with_and_without_metrics(tmp_path):
 
 def test_bad_metrics_argument_names_the_expected_form():
     with pytest.raises(ValueError, match='CONFIG=PATH'):
-        battle._parse_metric_paths(['just_a_path.log'])
+        battle.parse_metric_paths(['just_a_path.log'])

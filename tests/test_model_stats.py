@@ -1,14 +1,13 @@
-"""tools/analysis_tools/model_stats.py: configs in, sane statistics out (tiny models, CPU)."""
+"""cbnet.analysis and its CLI tools/analysis_tools/model_stats.py: configs in, sane statistics out (tiny, CPU)."""
 import json
-import os
-import os.path as osp
-import sys
 
 import pytest
+import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-import model_stats  # noqa: E402
+from cbnet.analysis import collect_stats, load_config, measure_train_step
+from tests.analysis_helpers import load_tool
+
+model_stats = load_tool('tools/analysis_tools/model_stats.py')
 
 TINY_RESNET = ("dict(type='ResNet', depth=18, base_channels=8, stem_channels=8, out_indices=(0, 1, 2, 3), "
                "norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, "
@@ -50,21 +49,13 @@ def configs(tmp_path_factory):
     return {name: str(d / f'{name}.py') for name in files}
 
 
-def test_mmdet_scope_paths_resolve_to_the_installed_config():
-    path = model_stats.resolve_config_path('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    assert osp.isfile(path) and path.endswith(osp.join('.mim', 'configs', 'faster_rcnn',
-                                                       'faster-rcnn_r50_fpn_1x_coco.py'))
-    with pytest.raises(FileNotFoundError, match='installed mmdet configs'):
-        model_stats.resolve_config_path('mmdet::no_such/config.py')
-    with pytest.raises(FileNotFoundError, match='not found'):
-        model_stats.resolve_config_path('no/such/config.py')
-
-
-def test_pretrained_is_disabled_everywhere_in_the_config(configs):
-    cfg = model_stats.load_config(configs['dual'])
+def test_pretrained_is_dropped_everywhere_in_the_config(configs):
+    cfg = load_config(configs['dual'])
     text = json.dumps(cfg.model.to_dict())
     assert 'Pretrained' not in text and 'torchvision://' not in text
     assert cfg.model.backbone.backbone.init_cfg is None
+    with pytest.raises(FileNotFoundError, match='installed mmdet'):
+        load_config('mmdet::no_such/config.py')
 
 
 def test_cli_writes_sane_json_for_single_and_dual_detectors(configs, tmp_path, capsys):
@@ -75,6 +66,7 @@ def test_cli_writes_sane_json_for_single_and_dual_detectors(configs, tmp_path, c
     assert 'single.py' in printed and 'dual.py' in printed and 'Not counted' in printed
     data = json.loads(out.read_text())
     assert data['environment']['torch'] and data['environment']['mmdet'] == '3.3.0'
+    assert data['results'][0]['params'] == json.loads(json.dumps(rows[0]['params']))
     single, dual = data['results']
     assert [r['num_backbones'] for r in (single, dual)] == [1, 2]
     assert dual['model_type'] == 'CBFasterRCNN' and dual['backbone_type'] == 'CBNet'
@@ -83,7 +75,11 @@ def test_cli_writes_sane_json_for_single_and_dual_detectors(configs, tmp_path, c
         assert r['flops']['total'] > r['flops']['backbone'] > 0
         assert r['input_shape'] == [64, 96]  # 64x96 is already a multiple of the pad divisor 32
         assert r['latency']['median_s'] > 0 and len(r['latency']['times_s']) == 2
-        assert sum(r['params']['modules'].values()) == r['params']['total']
+        for stat in ('params', 'flops'):
+            assert sum(r[stat]['modules'].values()) == r[stat]['total']
+        # the RoI head's parts: box head and RoI extractor
+        assert set(r['flops']['parts']['roi_head']) == {'bbox_head'}  # RoIAlign (extractor) is not counted
+        assert r['params']['parts']['roi_head']['bbox_head'] == r['params']['modules']['roi_head']
     # The detectors differ only in the backbone: Dual adds a (pruned) branch and the connections.
     assert dual['params']['total'] - single['params']['total'] == \
         dual['params']['backbone'] - single['params']['backbone'] > 0
@@ -91,12 +87,16 @@ def test_cli_writes_sane_json_for_single_and_dual_detectors(configs, tmp_path, c
     assert single['params']['branches'] == [single['params']['backbone']]
     assert single['params']['composition'] == 0
     assert 1.3 < dual['flops']['backbone'] / single['flops']['backbone'] < 2.3
+    # In eval only the lead's features reach the neck and heads: their FLOPs are the single detector's.
+    for name in ('neck', 'rpn_head', 'roi_head'):
+        assert dual['flops']['modules'][name] == single['flops']['modules'][name] > 0
     # The RoI head's custom RoIAlign is traced as a Python op that the counter cannot count.
     assert any('RoIAlign' in op or 'PythonOp' in op for op in dual['flops']['uncounted_ops'])
+    assert dual['flops']['analytic'] == {}  # no deformable attention here
 
 
 def test_backbone_only_configs_single_dual_triple(configs):
-    rows = [model_stats.collect_stats(configs[k], (64, 64), latency=False) for k in ('bb1', 'bb2', 'bb3')]
+    rows = [collect_stats(configs[k], (64, 64), latency=False) for k in ('bb1', 'bb2', 'bb3')]
     params = [r['params']['total'] for r in rows]
     flops = [r['flops']['total'] for r in rows]
     assert params[0] < params[1] < params[2] and flops[0] < flops[1] < flops[2]
@@ -109,10 +109,11 @@ def test_backbone_only_configs_single_dual_triple(configs):
 
 @pytest.mark.slow
 def test_train_step_time_and_peak_memory_in_a_subprocess(configs):
-    runs = {b: model_stats.measure_train_step(configs['dual'], (128, 128), 'cpu', batch_size=b, warmup=1,
-                                              repeat=1, timer='cpu', threads=1) for b in (1, 4)}
+    runs = {b: measure_train_step(configs['dual'], (128, 128), 'cpu', batch_size=b, warmup=1, repeat=1,
+                                  timer='cpu', threads=1) for b in (1, 4)}
     for b, result in runs.items():
         assert result['median_s'] > 0 and result['batch_size'] == b and result['timer'] == 'cpu'
+        assert result['input_shape'] == [128, 128]
         assert result['loss'] == result['loss'] and result['loss'] > 0  # finite, positive loss
         assert result['peak_rss_bytes'] > result['peak_mem_increase_bytes'] > 0  # weights not counted
         assert 'VmHWM' in result['mem_method']
@@ -122,7 +123,7 @@ def test_train_step_time_and_peak_memory_in_a_subprocess(configs):
 
 
 def test_cuda_without_cuda_is_a_clear_error(configs, capsys, monkeypatch):
-    monkeypatch.setattr(model_stats.torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     with pytest.raises(SystemExit):
         model_stats.parse_args([configs['single'], '--device', 'cuda'])
     assert 'CUDA is not available' in capsys.readouterr().err

@@ -4,77 +4,32 @@
     python tools/analysis_tools/battle.py CONFIG [CONFIG ...] --out DIR [--shape H W]
         [--work-dirs work_dirs] [--metrics CONFIG=PATH ...]
 
-Runs ``model_stats`` on each config (params, FLOPs, latency) and, where a training or test run
-left COCO metrics, reads the config's bbox/segm mAP. Writes ``DIR/battle.md`` (table),
-``DIR/battle.json`` and ``DIR/battle.png`` (mAP vs GFLOPs and vs latency, one labelled point per
-config; without any metrics, latency vs GFLOPs and a title that says so).
+Runs ``cbnet.analysis.collect_stats`` on each config (params, FLOPs, latency, as ``model_stats.py``) and, where
+a training or test run left COCO metrics, reads the config's bbox/segm mAP. Writes ``DIR/battle.md`` (table),
+``DIR/battle.json`` and ``DIR/battle.png`` (mAP vs GFLOPs and vs latency, one labelled point per config; without
+any metrics, latency vs GFLOPs and a title that says so).
 
 Where metrics are looked for: ``--metrics CONFIG=PATH`` (a log, a json file or a work dir), else
-``<--work-dirs>/<config name without .py>`` (the default ``work_dir`` of ``tools/train.py`` and
-``tools/test.py``). In a work dir every ``*.json`` (mmengine's ``vis_data/scalars.json`` and
-``<timestamp>.json``) and ``*.log`` is read, and the most recent ``coco/bbox_mAP`` /
-``coco/segm_mAP`` wins (newest file, last entry).
+``<--work-dirs>/<config name without .py>`` (the default ``work_dir`` of ``tools/train.py`` and ``tools/test.py``);
+how a work dir is read: ``cbnet.analysis.metrics``.
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import model_stats  # noqa: E402
+import torch
 
-METRIC_KEYS = ('bbox_mAP', 'segm_mAP')
-_LOG_PATTERN = re.compile(r'coco/(bbox_mAP|segm_mAP): ([0-9.]+)')
-
-
-def config_name(config: str) -> str:
-    return osp.splitext(osp.basename(config.split('::')[-1]))[0]
+from cbnet.analysis import collect_stats, environment, progress_printer, uncounted_note
+from cbnet.analysis.metrics import METRIC_KEYS, config_name, find_metrics
 
 
-def _metrics_in_file(path: str) -> Dict[str, float]:
-    """The last COCO mAPs in a json-lines file or a text log (empty if none)."""
-    found: Dict[str, float] = {}
-    with open(path, errors='replace') as f:
-        for line in f:
-            if 'coco/' not in line:
-                continue
-            if path.endswith('.json'):
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                for key in METRIC_KEYS:
-                    if isinstance(entry, dict) and f'coco/{key}' in entry:
-                        found[key] = float(entry[f'coco/{key}'])
-            else:
-                for key, value in _LOG_PATTERN.findall(line):
-                    found[key] = float(value)
-    return found
-
-
-def find_metrics(path: Optional[str]) -> Dict[str, Any]:
-    """COCO mAPs from a log/json file or from the newest file in a work dir that has them."""
-    if not path or not osp.exists(path):
-        return {}
-    if osp.isfile(path):
-        files = [path]
-    else:
-        files = [f for ext in ('json', 'log')
-                 for f in glob.glob(osp.join(path, '**', f'*.{ext}'), recursive=True)]
-    for file in sorted(files, key=osp.getmtime, reverse=True):
-        metrics = _metrics_in_file(file)
-        if metrics:
-            return dict(metrics, source=file)
-    return {}
-
-
-def _parse_metric_paths(items: Optional[Sequence[str]]) -> Dict[str, str]:
+def parse_metric_paths(items: Optional[Sequence[str]]) -> Dict[str, str]:
+    """``--metrics CONFIG=PATH ...`` as {config name: path}."""
     out = {}
     for item in items or []:
         if '=' not in item:
@@ -97,7 +52,7 @@ def markdown(rows: List[Dict[str, Any]], shape: Sequence[int], device: str) -> s
             f"| {r['name']} | {r['num_backbones']} | {r['params']['total'] / 1e6:.2f} | "
             f"{r['flops']['total'] / 1e9:.1f} | {r['latency']['median_s'] * 1e3:.0f} | "
             + ' | '.join(f'{m[k] * 100:.1f}' if k in m else '-' for k in METRIC_KEYS) + ' |')
-    note = model_stats.uncounted_note(rows)
+    note = uncounted_note(rows)
     if note:
         lines += ['', note]
     sources = [f"- {r['name']}: {r['metrics']['source']}" for r in rows if r['metrics']]
@@ -149,8 +104,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('configs', nargs='+', help='config files, or scope::path (mmdet::...)')
     parser.add_argument('--out', required=True, help='output directory')
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
-    parser.add_argument('--device', default='cuda' if model_stats.torch.cuda.is_available()
-                        else 'cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=10)
     parser.add_argument('--work-dirs', default='work_dirs',
@@ -162,13 +116,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     args = parse_args(argv)
-    explicit = _parse_metric_paths(args.metrics)
+    explicit = parse_metric_paths(args.metrics)
     rows = []
     for i, config in enumerate(args.configs, 1):
         name = config_name(config)
-        row = model_stats.collect_stats(
-            config, tuple(args.shape), args.device, warmup=args.warmup, repeat=args.repeat,
-            progress=model_stats._progress_printer(i, len(args.configs), config))
+        row = collect_stats(config, tuple(args.shape), args.device, warmup=args.warmup, repeat=args.repeat,
+                            progress=progress_printer(i, len(args.configs), config))
         row['name'] = name
         row['metrics'] = find_metrics(explicit.get(name, osp.join(args.work_dirs, name)))
         rows.append(row)
@@ -177,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     with open(osp.join(args.out, 'battle.md'), 'w') as f:
         f.write(md)
     with open(osp.join(args.out, 'battle.json'), 'w') as f:
-        json.dump(dict(environment=model_stats.environment(), results=rows), f, indent=2)
+        json.dump(dict(environment=environment(), results=rows), f, indent=2)
     plot(rows, osp.join(args.out, 'battle.png'))
     print(md)
     print(f"wrote {osp.join(args.out, 'battle.md')}, battle.json, battle.png", file=sys.stderr)

@@ -1,0 +1,55 @@
+"""The machine, library versions and code revision recorded beside every measurement."""
+import os
+import os.path as osp
+import platform
+import subprocess
+from typing import Any, Dict, Optional
+
+import torch
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def git_revision() -> Optional[str]:
+    """``git describe --always --dirty`` of the cbnet checkout (a dirty tree: uncommitted code was measured)."""
+    try:
+        out = subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True, timeout=10,
+                             cwd=osp.dirname(osp.abspath(__file__)))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment() -> Dict[str, Any]:
+    import mmcv
+    import mmdet
+    import mmengine
+    env: Dict[str, Any] = dict(
+        python=platform.python_version(), torch=torch.__version__, mmcv=mmcv.__version__,
+        mmengine=mmengine.__version__, mmdet=mmdet.__version__, machine=platform.machine(), cpu=cpu_name(),
+        cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads())
+    try:
+        import mmpretrain
+        env['mmpretrain'] = mmpretrain.__version__
+    except ImportError:
+        pass
+    env['git'] = git_revision()
+    if torch.cuda.is_available():
+        env['cuda'] = torch.version.cuda
+        env['gpu'] = torch.cuda.get_device_name()
+    return env
+
+
+def versions_line(env: Dict[str, Any]) -> str:
+    """``python 3.11.9, torch 2.14.1, ...`` for result headers."""
+    keys = ('python', 'torch', 'cuda', 'mmcv', 'mmengine', 'mmdet', 'mmpretrain', 'git')
+    return ', '.join(f'{k} {env[k]}' for k in keys if env.get(k))
