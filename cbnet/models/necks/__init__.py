@@ -1,3 +1,3 @@
-from .cb_neck import CBFPN, BranchwiseNeckMixin, CBNeck, branchwise
+from .cb_neck import CBFPN, CBNeck
 
-__all__ = ['CBNeck', 'CBFPN', 'BranchwiseNeckMixin', 'branchwise']
+__all__ = ['CBNeck', 'CBFPN']
