@@ -12,14 +12,16 @@ from mmengine.logging import print_log
 
 from ..utils.checkpoint_files import find_resumable_checkpoint
 from ..utils.compat_checks import CUSTOM_IMPORTS, config_imports_cbnet, registry_hint
+from ..utils.configs import resolve_config_path
 from .hooks import enable_reliability
 
 
 def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None) -> Config:
     """The config as mmdet's tools load it: ``--cfg-options`` merged, ``work_dir`` from the command line, the
-    config, or ``./work_dirs/<config name>`` (in that order)."""
-    cfg = Config.fromfile(path)
+    config, or ``./work_dirs/<config name>`` (in that order). ``path`` is a file or a config an installed
+    package ships: ``cbnet::cbnet/dual_swin_l_htc.py``, ``mmdet::faster_rcnn/...``."""
+    cfg = Config.fromfile(resolve_config_path(path))
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)

@@ -5,10 +5,17 @@ from typing import Optional
 
 from .toy_coco import make_toy_coco as _write_toy_coco
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FASTER_TOY = osp.join(REPO, 'configs', '_toy_', 'faster_rcnn_r18_toy.py')
-MASK_TOY = osp.join(REPO, 'configs', '_toy_', 'mask_rcnn_r18_toy.py')
-DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')  # the demo model
+_PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: the root of a source checkout (its ``tools/``, ``configs/``); in an installed wheel, the site-packages folder
+REPO = osp.dirname(_PACKAGE)
+#: the configs cbnet ships, as ``cbnet::`` names resolve them: ``cbnet/.mim/configs`` (the checkout's
+#: ``configs/`` through a link in a source checkout, a copy in a wheel)
+CONFIGS = osp.join(_PACKAGE, '.mim', 'configs')
+if not osp.isdir(CONFIGS):  # a checkout whose file system dropped the link
+    CONFIGS = osp.join(REPO, 'configs')
+FASTER_TOY = osp.join(CONFIGS, '_toy_', 'faster_rcnn_r18_toy.py')
+MASK_TOY = osp.join(CONFIGS, '_toy_', 'mask_rcnn_r18_toy.py')
+DUAL_TOY = osp.join(CONFIGS, 'cbnet', 'dual_r18_faster_rcnn_toy.py')  # the demo model
 
 
 def make_tiny_toy(out_dir: str) -> str:

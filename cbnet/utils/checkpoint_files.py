@@ -122,7 +122,9 @@ def checkpoint_problem(filename: str) -> Optional[str]:
 _original_local_loader: Optional[Callable] = None
 
 
-def _load_local_with_clear_errors(filename: str, map_location=None):
+def load_from_local(filename: str, map_location=None):
+    """mmengine's loader for local files, raising :class:`CheckpointReadError` for unreadable ones (same name
+    as mmengine's, which its log shows as ``Loads checkpoint by local backend``)."""
     try:
         return _original_local_loader(filename, map_location)
     except FileNotFoundError:
@@ -144,7 +146,7 @@ def install_clear_checkpoint_errors() -> None:
     if _original_local_loader is not None:
         return
     _original_local_loader = CheckpointLoader._get_checkpoint_loader('/local/path.pth')
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local_with_clear_errors, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 
 
 def _numbered_checkpoints(work_dir: str) -> List[str]:
