@@ -24,7 +24,8 @@ CONFIG_DIR = osp.join(ROOT, 'configs', 'cbnet')
 #: parameter counts reported by the CBNetV2 paper / official README (millions)
 PAPER_PARAMS_M = {
     'dual_r50_faster_rcnn.py': 69,
-    'dual_res2net101_dcn_cascade_rcnn.py': 146,  # 4conv1fc GIoU heads; 141M is the 2fc-head model (README)
+    'dual_res2net101_dcn_cascade_rcnn.py': 141,  # Shared2FC cascade heads
+    'dual_res2net101_dcn_cascade_rcnn_4conv1fc.py': 146,  # 4conv1fc GIoU heads
     'dual_swin_t_mask_rcnn.py': 76,
     'dual_swin_t_cascade_mask_rcnn.py': 114,
     'dual_swin_s_cascade_mask_rcnn.py': 156,
@@ -40,8 +41,8 @@ FORWARD = {
 }
 #: builds (+ predicts) that take more than ~15 s on 2 loaded cores
 SLOW = {
-    'dual_res2net101_dcn_cascade_rcnn.py', 'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py',
-    'dual_swin_l_htc_without_semantic.py'
+    'dual_res2net101_dcn_cascade_rcnn.py', 'dual_res2net101_dcn_cascade_rcnn_4conv1fc.py',
+    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_swin_l_htc_without_semantic.py'
 }
 TOLERANCE = 0.01
 

@@ -1,14 +1,17 @@
-# Test-time augmentation of the CBNetV2 paper's HTC Dual-Swin-L result (60.1 box / 52.3 mask AP test-dev):
-# 4 scales x {flip, no flip} = 8 views per image, merged by DetTTAModelWithMasks (boxes by NMS, masks by
-# score-weighted voting of the overlapping same-class detections).
+# Test-time augmentation of the CBNetV2 paper's HTC Dual-Swin-L result (59.6 box / 51.8 mask AP val2017, 60.1 / 52.3
+# test-dev): 4 scales x {flip, no flip} = 8 views per image, as the official *_1x_coco_tta.py config.
 #
 # Use: add this file to a config's _base_ list (or copy the two variables), then
 #     python tools/test.py CONFIG CKPT --tta
 # tools/test.py wraps the detector: cfg.model = dict(**cfg.tta_model, module=cfg.model), and replaces the
 # test pipeline with tta_pipeline. Memory: masks of all 8 views are kept (boolean, original image size).
 #
-# Merging uses soft-NMS like the paper's RCNN test_cfg (iou 0.5). soft-NMS runs on the CPU in mmcv; for 8 views
-# x 100 detections per image that costs a few ms; see docs/testdev_tta.md.
+# Merging differs from the official (mmdet 2) HTC aug_test, which ran all views on the same merged proposals,
+# averaged their box scores/deltas and mask probabilities, then applied the soft-NMS of the RCNN test_cfg once. Here
+# (mmdet 3 TTA) every view is detected on its own and the union is merged: boxes by soft-NMS (IoU 0.5, min score
+# 0.001, 100 per image, as the RCNN test_cfg), masks by score-weighted voting of the overlapping same-class
+# detections (DetTTAModelWithMasks). soft-NMS runs on the CPU in mmcv; for 8 views x 100 detections per image that
+# costs a few ms; see docs/testdev_tta.md.
 # No custom_imports here: the configs that include this file import cbnet themselves (mmengine refuses a key defined
 # by two bases).
 

@@ -6,11 +6,5 @@ model = dict(
     data_preprocessor=dict(pad_seg=False),
     roi_head=dict(semantic_roi_extractor=None, semantic_head=None))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomResize', scale=[(1600, 400), (1600, 1400)], keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
-]
+train_pipeline = _base_.mask_train_pipeline_1600
 train_dataloader = dict(dataset=dict(data_prefix=dict(_delete_=True, img='train2017/'), pipeline=train_pipeline))
