@@ -1,10 +1,22 @@
-"""cbnet: CBNetV2 composite backbones (Dual/Triple) for MMDetection 3.x."""
+"""cbnet: CBNetV2 composite backbones (Dual/Triple) for MMDetection 3.x.
+
+Like the OpenMMLab packages, the wheel carries its configs and tools under ``cbnet/.mim/`` (what
+``_base_ = 'cbnet::cbnet/dual_swin_l_htc.py'`` and ``mim train cbnet ...`` look up): ``build_py`` copies the
+repository's ``configs/`` and ``tools/`` there. In a source checkout and an editable install,
+``cbnet/.mim/configs`` is a link to ``configs/`` instead, so edits take effect without reinstalling.
+"""
+import os
 import os.path as osp
 import re
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
+#: repository folder -> where it goes inside the installed package
+MIM_FOLDERS = {'configs': 'configs', 'tools': 'tools'}
+MIM_FILES = ('model-index.yml', )
 
 
 def read_version() -> str:
@@ -17,6 +29,24 @@ def read_requirements(name: str) -> list:
         return [ln.strip() for ln in f if ln.strip() and not ln.startswith('#')]
 
 
+class BuildPyWithMim(build_py):
+    """``build_py`` that also puts real copies of ``configs/`` and ``tools/`` into ``cbnet/.mim/``."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return  # the source tree's cbnet/.mim (configs linked to configs/) is the one imported
+        mim = osp.join(self.build_lib, 'cbnet', '.mim')
+        ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.pyo')
+        for src, dst in MIM_FOLDERS.items():
+            target = osp.join(mim, dst)
+            if osp.islink(target) or osp.isfile(target):  # never write through a link into the source tree
+                os.remove(target)
+            shutil.copytree(osp.join(HERE, src), target, ignore=ignore, dirs_exist_ok=True)
+        for name in MIM_FILES:
+            shutil.copyfile(osp.join(HERE, 'cbnet', '.mim', name), osp.join(mim, name))
+
+
 setup(
     name='cbnet',
     version=read_version(),
@@ -24,9 +54,10 @@ setup(
     long_description=open(osp.join(HERE, 'README.md')).read() if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
     python_requires='>=3.8',
-    packages=find_packages(exclude=('tests', 'tools', 'configs', 'benchmarks')),
+    packages=find_packages(exclude=('tests', 'tests.*', 'tools', 'configs', 'benchmarks')),
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'), 'optional': read_requirements('optional.txt')},
+    cmdclass={'build_py': BuildPyWithMim},
     license='Apache-2.0',
     zip_safe=False,
 )
