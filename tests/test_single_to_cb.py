@@ -12,14 +12,19 @@ from collections import OrderedDict
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner, load_checkpoint
 
+from cbnet import cbnetify
 from cbnet.converters import expand_checkpoint, expand_single_state_dict
 from cbnet.engine import CheckpointCompatibilityHook, enable_reliability
-from cbnet.testing import (DUAL_TOY, FASTER_TOY, REPO, TINY_WIDTHS, family, make_tiny_toy, tiny_batch,
+from cbnet.models.detectors import CB_DETECTORS
+from cbnet.testing import (DUAL_TOY, FASTER_TOY, REPO, TINY_WIDTHS, family, make_tiny_toy, mmdet_config, tiny_batch,
                            tiny_detector_cfg, write_tiny_config)
+from cbnet.testing.zoo import tiny_zoo_detector, zoo_config_for
 
+#: transformer detectors, from mmdet's zoo made tiny by cbnet.testing.zoo and made composite by cbnetify
+TRANSFORMER_CASES = ('DINO', 'Mask2Former')
 #: (mmdet zoo config, CB detector type, inner backbone family of cbnet.testing, masks)
 CASES = {
     'faster_rcnn': ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'CBFasterRCNN', 'ResNet', False),
@@ -87,6 +92,33 @@ def test_expanded_cb_detector_predicts_exactly_like_the_plain_one(case):
         assert len(a.pred_instances) > 0
         for key in ('bboxes', 'scores', 'labels') + (('masks', ) if with_mask else ()):
             assert torch.equal(a.pred_instances[key], b.pred_instances[key]), f'{case}: {key} differ'
+
+
+def _same(expected, got) -> None:
+    """Every prediction field (instances, panoptic and semantic maps) of ``got`` equals ``expected``'s."""
+    for a, b in zip(expected, got):
+        fields = [f for f in ('pred_instances', 'pred_panoptic_seg', 'pred_sem_seg') if f in a]
+        assert fields and all(f in b for f in fields)
+        for field in fields:
+            for key, value in a.get(field).items():
+                other = b.get(field).get(key)
+                if hasattr(value, 'to_tensor'):  # BitmapMasks
+                    value, other = value.to_tensor(torch.float32, 'cpu'), other.to_tensor(torch.float32, 'cpu')
+                assert torch.equal(value, other), f'{field}.{key} differ'
+
+
+@pytest.mark.parametrize('base', TRANSFORMER_CASES)
+def test_expanded_transformer_detector_predicts_exactly_like_the_plain_one(base):
+    assert f'CB{base}' in CB_DETECTORS
+    rel, base_type = zoo_config_for(base)
+    plain_cfg = dict(tiny_zoo_detector(mmdet_config(rel).model), type=base_type)
+    cb_cfg = cbnetify(Config(dict(model=plain_cfg)), num_backbones=2).model
+    plain, cb = randomize_(MODELS.build(ConfigDict(plain_cfg))).eval(), MODELS.build(cb_cfg).eval()
+    expanded, report = expand_single_state_dict(cb, plain.state_dict())
+    cb.load_state_dict(expanded, strict=True)
+    assert report.pruned[1]
+    with_mask = base == 'Mask2Former'
+    _same(predictions(plain, with_mask), predictions(cb, with_mask))
 
 
 def test_every_branch_holds_the_plain_backbone_and_connections_are_zero():
