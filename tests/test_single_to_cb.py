@@ -22,6 +22,7 @@ from cbnet.models.detectors import CB_DETECTORS
 from cbnet.testing import (DUAL_TOY, FASTER_TOY, REPO, TINY_WIDTHS, family, make_tiny_toy, mmdet_config, tiny_batch,
                            tiny_detector_cfg, write_tiny_config)
 from cbnet.testing.zoo import tiny_zoo_detector, zoo_config_for
+from cbnet.utils.configs import strip_pretrained
 
 #: transformer detectors, from mmdet's zoo made tiny by cbnet.testing.zoo and made composite by cbnetify
 TRANSFORMER_CASES = ('DINO', 'Mask2Former')
@@ -247,3 +248,16 @@ def test_expand_checkpoint_accepts_package_config_names(toy):
     src, dst = _plain_checkpoint(toy), str(toy['tmp'] / 'named.pth')
     report = expand_checkpoint(src, dst, 'cbnet::cbnet/dual_r18_faster_rcnn_toy.py')
     assert report.into_branches[0] > report.into_branches[1] > 0
+
+
+def test_the_zoo_faster_rcnn_r50_expands_into_the_dual_r50_config(tmp_path):
+    """The README's example: mmdet's faster-rcnn_r50_fpn_1x_coco (its architecture; an mmdet 2.x zoo file holds
+    ``state_dict`` and ``meta.CLASSES``) -> configs/cbnet/dual_r50_faster_rcnn.py."""
+    plain_cfg = mmdet_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
+    strip_pretrained(plain_cfg)  # no download: the architecture is what matters
+    plain = MODELS.build(plain_cfg)
+    src, dst = str(tmp_path / 'faster_rcnn_r50_fpn_1x_coco.pth'), str(tmp_path / 'dual_r50_faster_rcnn.pth')
+    torch.save(dict(state_dict=plain.state_dict(), meta=dict(CLASSES=('person', 'bicycle'))), src)
+    report = expand_checkpoint(src, dst, osp.join(REPO, 'configs', 'cbnet', 'dual_r50_faster_rcnn.py'))
+    assert report.pruned[1] == ['conv1', 'bn1', 'layer1']
+    assert torch.load(dst, weights_only=True)['meta']['dataset_meta'] == dict(classes=('person', 'bicycle'))

@@ -190,12 +190,15 @@ def expand_single_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor]
 
 def expanded_meta(src: str, meta: dict, report: ExpansionReport) -> dict:
     """Plain-type meta for the expanded file: its origin, what was dropped, and the source's dataset_meta
-    (class names and palette, which ``DetInferencer`` and the visualiser read)."""
+    (class names and palette, which ``DetInferencer`` and the visualiser read; ``CLASSES`` of mmdet 2.x)."""
     new = dict(expanded_from=str(src), converter='cbnet.converters.single_to_cb',
                dropped={str(k): list(v) for k, v in report.pruned.items()})
     dataset_meta = meta.get('dataset_meta')
+    classes = meta.get('CLASSES')  # mmdet 2.x files (the 2.x model zoo that mmdet 3 still links)
     if isinstance(dataset_meta, dict):
         new['dataset_meta'] = dataset_meta
+    elif isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes):
+        new['dataset_meta'] = dict(classes=tuple(classes))
     for name in ('mmdet_version', 'epoch', 'iter'):
         if isinstance(meta.get(name), (str, int)):
             new[f'source_{name}'] = meta[name]
