@@ -4,6 +4,7 @@
     python benchmarks/detector_costs.py paper   [--shape 800 1280]
     python benchmarks/detector_costs.py memory  [--shape 800 1333] [--batch 1]
     python benchmarks/detector_costs.py eval    [--shape 800 1333] [--repeat 3]
+    python benchmarks/detector_costs.py detr    [--shape 320 320] [--batch 2] [--rounds 3]
 
 paper:  our params and FLOPs of the paper's configs beside the paper's numbers (FLOPs at 1280x800,
         the Swin/CBNetV2 convention; 1 multiply-add = 1 FLOP).
@@ -13,6 +14,10 @@ memory: training-step peak memory of Dual-Swin-T Mask R-CNN with and without ``w
 eval:   a Dual detector's inference time over its single-backbone mmdet config's, and the number
         of times the neck and heads run in eval vs training (the proof that assisting branches'
         necks/heads are skipped at test time).
+detr:   Dual over single training-step time and peak memory of DINO-R50 (4-scale) and Mask2Former-R50, the
+        Dual made from mmdet's recipe by ``cbnet.cbnetify`` (so the pair differs in the backbone only), the
+        CB DETR detectors with both ``branch_batching`` values; every variant in a fresh subprocess per
+        round, variants alternating, min over rounds (``cbnet.analysis.compare``).
 Each writes ``benchmarks/results/<section>.json`` and ``.md`` (machine and versions recorded).
 """
 from __future__ import annotations
@@ -31,7 +36,7 @@ import torch.nn as nn
 
 from cbnet.analysis import build_model, collect_stats, environment, load_config, make_batch, measure_train_step
 from cbnet.analysis import progress_printer, versions_line
-from cbnet.utils.configs import resolve_config_path
+from cbnet.analysis.compare import compare_train_steps, composite_variants
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -60,14 +65,6 @@ def _path(config: str) -> str:
     return config if '::' in config or osp.isabs(config) else osp.join(ROOT, config)
 
 
-def _exists(config: str) -> bool:
-    try:
-        resolve_config_path(_path(config))
-        return True
-    except FileNotFoundError:
-        return False
-
-
 def _header(title: str, result: Dict[str, Any]) -> List[str]:
     env = result['environment']
     return [f'# {title}', '', f"Generated {result['date']} by `{result['command']}`.", '',
@@ -81,10 +78,6 @@ def _header(title: str, result: Dict[str, Any]) -> List[str]:
 def paper(args) -> Dict[str, Any]:
     rows = []
     for config, p_params, p_flops, what in PAPER:
-        if not _exists(config):
-            rows.append(dict(config=config, paper=what, missing=True))
-            print(f'skip {config}: not present', file=sys.stderr)
-            continue
         stats = collect_stats(
             _path(config), tuple(args.shape), latency=False,
             progress=progress_printer(len(rows) + 1, len(PAPER), config))
@@ -124,9 +117,6 @@ def paper_md(result: Dict[str, Any]) -> List[str]:
              'GFLOPs ours (mmdet 2 convention) / paper | backbone params (M) / GFLOPs |',
              '|---|---|---|---|---|---|']
     for r in result['rows']:
-        if r.get('missing'):
-            lines.append(f"| {osp.basename(r['config'])} | {r['paper']} | config not present | | | |")
-            continue
         pf = '-' if r['paper_gflops'] is None else r['paper_gflops']
         lines.append(f"| {osp.basename(r['config'])} | {r['paper']} | {r['params_m']:.1f} / "
                      f"{r['paper_params_m']} | {r['gflops']:.0f} | {r['gflops_mmdet2']:.0f} / {pf} | "
@@ -229,9 +219,6 @@ def eval_cost(args) -> Dict[str, Any]:
     torch.set_num_threads(args.threads or 1)
     pairs = []
     for dual, single in ([p.split('=', 1) for p in args.pairs] if args.pairs else EVAL_PAIRS):
-        if not _exists(dual):
-            pairs.append(dict(dual=dual, single=single, missing=True))
-            continue
         rows = {}
         # The Dual config post-processes as its single config does (the CB configs use soft-NMS at
         # score 0.001): the comparison then measures the backbone, not the post-processing.
@@ -266,9 +253,6 @@ def eval_md(result: Dict[str, Any]) -> List[str]:
              '| FLOPs ratio (whole detector) | backbone FLOPs ratio |', '|---|---|---|---|---|---|']
     proofs = []
     for p in result['pairs']:
-        if p.get('missing'):
-            lines.append(f"| {osp.basename(p['dual'])}: config not present | | | | | |")
-            continue
         lines.append(f"| {osp.basename(p['dual'])} / {osp.basename(p['single'])} | "
                      f"{p['latency_s']['single']:.2f} | {p['latency_s']['dual']:.2f} | "
                      f"{p['latency_ratio']:.3f} | {p['flops_ratio']:.3f} | "
@@ -280,12 +264,74 @@ def eval_md(result: Dict[str, Any]) -> List[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# (name, mmdet recipe, options): LSJ's fixed 1024x1024 pad would hide the benchmark's image size
+DETR_RECIPES = [
+    ('DINO-R50 4-scale', 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', {}),
+    ('Mask2Former-R50 (instance)', 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py',
+     {'model.data_preprocessor.batch_augments': None}),
+]
+
+
+def detr(args) -> Dict[str, Any]:
+    timer = 'cpu' if args.device == 'cpu' else 'wall'
+    recipes = []
+    for name, source, options in DETR_RECIPES:
+        if args.only and not any(o.lower() in name.lower() for o in args.only):
+            continue
+        variants = composite_variants(source, cfg_options=options)
+        costs = {}
+        for label, cfg in variants.items():  # branch batching does not change params or eval FLOPs
+            stats = collect_stats(cfg, tuple(args.shape), args.device, latency=False,
+                                  progress=progress_printer(len(costs) + 1, len(variants), f'{name} {label}'))
+            costs[label] = dict(params=stats['params']['total'], backbone_params=stats['params']['backbone'],
+                                flops=stats['flops']['total'], backbone_flops=stats['flops']['backbone'],
+                                model_type=stats['model_type'], analytic=stats['flops']['analytic'],
+                                uncounted_ops=sorted(stats['flops']['uncounted_ops']))
+        train = compare_train_steps(variants, tuple(args.shape), args.device, args.batch, rounds=args.rounds,
+                                    warmup=1, repeat=1, timer=timer, threads=args.threads,
+                                    log=lambda msg, n=name: print(f'{n}: {msg}', file=sys.stderr, flush=True))
+        recipes.append(dict(name=name, source=source, cfg_options=options, costs=costs, train=train))
+    return dict(recipes=recipes, batch=args.batch, rounds=args.rounds, timer=timer)
+
+
+def detr_md(result: Dict[str, Any]) -> List[str]:
+    gib = 2**30
+    first = result['recipes'][0]['train']['variants']
+    first = next(iter(first.values()))
+    lines = [f"Training step (forward with losses, backward, SGD) on generated images and boxes/masks, batch "
+             f"{result['batch']}, {result['shape'][0]}x{result['shape'][1]}, {result['timer']} time"
+             + (' of one thread' if result['timer'] == 'cpu' else '') + f"; min over {result['rounds']} "
+             'rounds in which the variants alternate, each in a fresh subprocess. Memory: ' + first['mem_method']
+             + ' (min over rounds). Params and FLOPs (eval-mode tensor forward of one image; deformable-attention '
+             'sampling counted from the shapes) of the built models. The Dual is `cbnet.cbnetify` of the mmdet '
+             'recipe (DHLC, the lead without stem and stage 1).', '',
+             '`branch_batching`: `sequential` runs neck, encoder, decoder and head once per branch; `stacked` runs '
+             'all branches as one batch through them and splits the losses per branch.', '']
+    for recipe in result['recipes']:
+        train, costs = recipe['train'], recipe['costs']
+        lines += [f"## {recipe['name']}", '', f"`{recipe['source']}`"
+                  + (f", options {recipe['cfg_options']}" if recipe['cfg_options'] else '') + '.', '',
+                  '| variant | detector | params (M) | GFLOPs (eval) | train step (s) | time ratio | '
+                  'step memory (GiB) | memory ratio |', '|---|---|---|---|---|---|---|---|']
+        for label, v in train['variants'].items():
+            c, r = costs[label], train['ratios'][label]
+            lines.append(f"| {label} | {c['model_type']} | {c['params'] / 1e6:.2f} | {c['flops'] / 1e9:.1f} | "
+                         f"{v['time_s']:.2f} | {r['time']:.2f}x | {v['peak_mem_increase_bytes'] / gib:.2f} | "
+                         f"{r['memory']:.2f}x |")
+        shapes = {tuple(v['input_shape']) for v in train['variants'].values()}
+        lines += ['', f"Input as run: {', '.join(f'{h}x{w}' for h, w in sorted(shapes))}. All times (s): "
+                  + '; '.join(f"{label} {', '.join(f'{t:.2f}' for t in v['times_s'])}"
+                              for label, v in train['variants'].items()) + '.', '']
+    return lines
+
+
 SECTIONS = {
     'paper': (paper, paper_md, 'Paper configs: our params and FLOPs beside the paper\'s',
               [800, 1280]),
     'memory': (memory, memory_md, 'with_cp: training-step memory of Dual-Swin-T Mask R-CNN',
                [800, 1333]),
     'eval': (eval_cost, eval_md, 'Eval-mode cost of a Dual detector', [800, 1333]),
+    'detr': (detr, detr_md, 'DETR-family and Mask2Former: Dual vs single training step', [320, 320]),
 }
 
 
@@ -294,7 +340,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('section', choices=list(SECTIONS))
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--batch', type=int, default=1, help='memory: training batch size')
+    parser.add_argument('--batch', type=int, help='memory, detr: training batch size (default 1, detr 2)')
+    parser.add_argument('--rounds', type=int, default=3, help='detr: alternating rounds')
+    parser.add_argument('--only', nargs='+', help='detr: recipes whose name contains one of these (e.g. dino)')
     parser.add_argument('--repeat', type=int, default=3, help='eval: timed runs')
     parser.add_argument('--threads', type=int, default=1, help='CPU threads (CPU timer)')
     parser.add_argument('--config', help='memory: the config (default: Dual-Swin-T Mask R-CNN)')
@@ -304,6 +352,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parser.parse_args(argv)
     fn, md_fn, title, default_shape = SECTIONS[args.section]
     args.shape = args.shape or default_shape
+    args.batch = args.batch or (2 if args.section == 'detr' else 1)
     result = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python benchmarks/detector_costs.py ' + ' '.join(

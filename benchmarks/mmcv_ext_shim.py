@@ -1,15 +1,17 @@
 # Copyright (c) cbnet contributors. All rights reserved.
 """A stand-in for mmcv's compiled ``mmcv._ext`` built on torchvision's ops (CPU and CUDA).
 
-Why: on a lent GPU machine there are minutes, not the quarter hour that compiling mmcv's CUDA ops
-takes, and it has no network. ``benchmarks/gpu_check.sh`` therefore installs mmcv's Python files
-with this module as ``mmcv/_ext.py``. It implements, with torchvision's kernels, the ops that the
-benchmarked two-stage detectors run on the GPU: ``nms`` (RPN, test-time NMS) and
-``roi_align_forward``/``roi_align_backward`` (RoI features of box, mask and semantic heads), plus
-``softnms`` (on the CPU, like mmcv). Any other op exists as a name (mmcv checks the names at import
-time) and raises a clear error when called, so a benchmark can never silently use a wrong op.
-Semantics follow mmcv's kernels: avg-mode RoIAlign (``pool_mode=1``) with ``aligned`` and
-``sampling_ratio`` as given; NMS with ``offset=0``; keep indices sorted by decreasing score.
+Why: compiling mmcv's CUDA ops takes a quarter of an hour or more, and mmcv 2.1 ships no wheels for
+recent torch versions. ``benchmarks/gpu_check.sh`` can therefore run on a CUDA machine without compiled
+mmcv: it installs mmcv's Python files with this module as ``mmcv/_ext.py``. It implements, with
+torchvision's and torch's kernels, the ops that the benchmarked detectors run on the GPU: ``nms`` (RPN,
+test-time NMS), ``roi_align_forward``/``roi_align_backward`` (RoI features of box, mask and semantic heads),
+``ms_deform_attn_forward``/``ms_deform_attn_backward`` (multi-scale deformable attention of DINO and
+Mask2Former, through mmcv's own pure-PyTorch ``multi_scale_deformable_attn_pytorch`` and autograd: slower
+than mmcv's kernel, same values), plus ``softnms`` (on the CPU, like mmcv). Any other op exists as a name
+(mmcv checks the names at import time) and raises a clear error when called, so a benchmark can never
+silently use a wrong op. Semantics follow mmcv's kernels: avg-mode RoIAlign (``pool_mode=1``) with
+``aligned`` and ``sampling_ratio`` as given; NMS with ``offset=0``; keep indices sorted by decreasing score.
 """
 from typing import Any
 
@@ -81,6 +83,26 @@ def softnms(boxes: Tensor, scores: Tensor, dets: Tensor, iou_threshold: float, s
     return inds
 
 
+def ms_deform_attn_forward(value: Tensor, value_spatial_shapes: Tensor, value_level_start_index: Tensor,
+                           sampling_locations: Tensor, attention_weights: Tensor, im2col_step: int) -> Tensor:
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations, attention_weights)
+
+
+def ms_deform_attn_backward(value: Tensor, value_spatial_shapes: Tensor, value_level_start_index: Tensor,
+                            sampling_locations: Tensor, attention_weights: Tensor, grad_output: Tensor,
+                            grad_value: Tensor, grad_sampling_loc: Tensor, grad_attn_weight: Tensor,
+                            im2col_step: int) -> None:
+    """Fills the three gradient buffers, as mmcv's kernel does (its caller runs without autograd)."""
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in (value, sampling_locations, attention_weights)]
+        out = multi_scale_deformable_attn_pytorch(inputs[0], value_spatial_shapes, inputs[1], inputs[2])
+        grads = torch.autograd.grad(out, inputs, grad_output)
+    for buffer, grad in zip((grad_value, grad_sampling_loc, grad_attn_weight), grads):
+        buffer.copy_(grad)
+
+
 def _check_avg(pool_mode: int) -> None:
     if pool_mode != 1:
         raise NotImplementedError("mmcv_ext_shim: RoIAlign pool_mode='max' is not supported")
@@ -143,7 +165,34 @@ def self_check(device: str = 'cpu') -> None:
                 for ext, d in ((compiled, dets[0]), (this, dets[1]))]
         assert torch.equal(keep[0].long(), keep[1]), f'softnms keep differs (method {method})'
         assert torch.allclose(dets[0][:len(keep[0])], dets[1][:len(keep[1])], atol=1e-5)
-    print(f'mmcv_ext_shim matches the compiled mmcv._ext on {device}: nms, roi_align fwd/bwd, softnms')
+    _check_ms_deform_attn(compiled, this, device, g)
+    print(f'mmcv_ext_shim matches the compiled mmcv._ext on {device}: nms, roi_align fwd/bwd, softnms, '
+          'ms_deform_attn fwd/bwd')
+
+
+def _check_ms_deform_attn(compiled, this, device: str, g: torch.Generator) -> None:
+    """Shim vs mmcv's kernel (CUDA; mmcv has no CPU kernel: there, vs autograd through mmcv's PyTorch version)."""
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    shapes = torch.tensor([[8, 10], [4, 5]], device=device)
+    start = torch.tensor([0, 80], device=device)
+    value = torch.randn(2, 100, 4, 8, generator=g).to(device)
+    loc = torch.rand(2, 30, 4, 2, 3, 2, generator=g).to(device)
+    weight = torch.rand(2, 30, 4, 2, 3, generator=g).to(device)
+    grad_out = torch.randn(2, 30, 32, generator=g).to(device)
+    if device == 'cpu':
+        inputs = [t.clone().requires_grad_() for t in (value, loc, weight)]
+        expected = multi_scale_deformable_attn_pytorch(inputs[0], shapes, inputs[1], inputs[2])
+        expected_grads = torch.autograd.grad(expected, inputs, grad_out)
+    else:
+        expected = compiled.ms_deform_attn_forward(value, shapes, start, loc, weight, im2col_step=64)
+        expected_grads = [torch.zeros_like(t) for t in (value, loc, weight)]
+        compiled.ms_deform_attn_backward(value, shapes, start, loc, weight, grad_out, *expected_grads, im2col_step=64)
+    out = this.ms_deform_attn_forward(value, shapes, start, loc, weight, im2col_step=64)
+    grads = [torch.zeros_like(t) for t in (value, loc, weight)]
+    this.ms_deform_attn_backward(value, shapes, start, loc, weight, grad_out, *grads, im2col_step=64)
+    assert torch.allclose(out, expected.detach(), atol=1e-5), 'ms_deform_attn forward differs'
+    for name, a, b in zip(('value', 'sampling_loc', 'attn_weight'), grads, expected_grads):
+        assert torch.allclose(a, b, atol=1e-4), f'ms_deform_attn backward differs ({name})'
 
 
 if __name__ == '__main__':
