@@ -2,7 +2,6 @@
 part 2: faults, NaN/inf losses, determinism)."""
 import os
 import os.path as osp
-import shutil
 import signal
 import subprocess
 import sys
@@ -126,12 +125,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
 KILLED_WHILE_SAVING = '''
 import importlib.util, os, signal, sys
 import torch
+from mmengine.fileio import register_backend
 from mmengine.runner.checkpoint import save_checkpoint
 
-# cbnet/utils/checkpoint_files.py alone (registers 'atomic_local'), without importing all of cbnet and mmdet
+# cbnet/utils/checkpoint_files.py alone, without importing all of cbnet and mmdet; 'atomic_local' registered as
+# cbnet.global_effects does it on `import cbnet`
 spec = importlib.util.spec_from_file_location('checkpoint_files', sys.argv[3])
 checkpoint_files = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(checkpoint_files)
+register_backend('atomic_local', checkpoint_files.AtomicLocalBackend)
 
 def write_half_then_die(f, data):
     f.write(data[:len(data) // 2])
