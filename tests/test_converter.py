@@ -349,12 +349,14 @@ def test_bare_state_dict_files_are_read(tmp_path):
 # -- the paper configs ----------------------------------------------------------------------------------------------
 def _official_for_config(model, inner_cfg, widths, family_name):
     """A synthetic official file for a paper config: plain mmdet backbones in the official layout, connections
-    with the shapes the issue describes, the model's own neck/head keys (same names in mmdet 2.14, see above)."""
+    with the official shapes (cb_linears.{i}.{j}), the model's own neck/head keys (same names in mmdet 2.14, see
+    above)."""
     inner = MODELS.build(dict(inner_cfg, init_cfg=None))
     state = OrderedDict()
     for k in range(2):
         for name, v in (to_original_swin(inner.state_dict()) if family_name == 'swin' else inner.state_dict()).items():
-            if k == 1 and name.startswith(('patch_embed.', ) if family_name == 'swin' else ('conv1.', 'stem.', 'layer1.')):
+            lead_pruned = ('patch_embed.', ) if family_name == 'swin' else ('conv1.', 'stem.', 'layer1.')
+            if k == 1 and name.startswith(lead_pruned):
                 continue
             state[f'backbone.cb_modules.{k}.{name}'] = v
     if family_name == 'resnet':  # widths = cb_inplanes (stem + 4 stages)
