@@ -1,8 +1,9 @@
 """The paper configs (configs/cbnet/*.py, toy ones excluded) load, build, have the paper's parameter counts and,
 for a representative subset, predict at a small size.
 
-Counts are of all parameters (the paper's tables round to the million); each model is built once, counted,
-optionally run, and deleted. Every ``Pretrained`` init_cfg is dropped (``strip_pretrained``): no checkpoint is downloaded.
+Counts are of all parameters (the reported tables round to the million); each model is built once, counted,
+optionally run, and deleted. Every ``Pretrained`` init_cfg is dropped (``strip_pretrained``): no checkpoint is
+downloaded.
 """
 import gc
 import glob
