@@ -36,6 +36,18 @@ def test_contract_names_registered():
         assert name in CB_DETECTORS and MODELS.get(name) is not None, name
 
 
+def test_register_all_is_idempotent_and_picks_the_kind_of_each_detector():
+    from cbnet.models.detectors import AssistedDetectorMixin, DETRAssistedMixin, TwoStageAssistedMixin, register_all
+    before = dict(MODELS.module_dict)
+    assert register_all() == CB_DETECTORS and dict(MODELS.module_dict) == before
+    kinds = {'CBFasterRCNN': TwoStageAssistedMixin, 'CBHybridTaskCascade': TwoStageAssistedMixin,
+             'CBDINO': DETRAssistedMixin, 'CBDETR': DETRAssistedMixin, 'CBMask2Former': AssistedDetectorMixin,
+             'CBSOLOv2': AssistedDetectorMixin, 'CBRetinaNet': AssistedDetectorMixin}
+    for name, kind in kinds.items():
+        assert MODELS.get(name).__mro__[1] is kind, name
+    assert 'CBTridentFasterRCNN' not in CB_DETECTORS and 'CBDetectionTransformer' not in CB_DETECTORS
+
+
 @pytest.mark.parametrize('num_backbones', [2, 3])
 @pytest.mark.parametrize('name', list(DETECTORS))
 def test_losses_per_branch_and_gradients_everywhere(name, num_backbones):
@@ -214,6 +226,67 @@ def test_kind_options_are_checked():
         build('CBFasterRCNN', 2, assist_proposals='first')
     with pytest.raises(TypeError, match='assist_proposals is an option of CB TwoStageDetector'):
         build('CBRetinaNet', 2, assist_proposals='lead')
+
+
+# -- DETR kind: all branches stacked along the batch = one pass per branch ------------------------------------
+def _tiny_dino(num_backbones=2, **kwargs):
+    from mmengine.config import Config
+
+    from cbnet import cbnetify
+    from cbnet.testing import mmdet_config
+    from cbnet.testing.zoo import tiny_zoo_detector
+    plain = tiny_zoo_detector(mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py').model)
+    plain['dn_cfg'].update(label_noise_scale=1e-8, box_noise_scale=1e-8)  # (almost) noise-free denoising queries
+    cfg = cbnetify(Config(dict(model=plain)), num_backbones=num_backbones).model
+    cfg.update(kwargs)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    _distinct_branches(model)
+    return model
+
+
+@pytest.mark.parametrize('num_backbones', [2, 3])
+def test_stacked_branch_batching_gives_the_per_branch_losses_of_sequential(num_backbones):
+    model = _tiny_dino(num_backbones, assist_loss_weights=1.0)
+    assert model.branch_batching == 'sequential'
+    model.train()
+    batch = tiny_batch(model, batch_size=2)
+    batch['data_samples'][1].gt_instances = batch['data_samples'][1].gt_instances[:1]  # unequal gt counts
+    sequential = losses_of(model, batch)
+    model.branch_batching = 'stacked'
+    stacked = losses_of(model, batch)
+    assert list(stacked) == list(sequential) and any(k.startswith(f'assist{num_backbones - 1}_') for k in stacked)
+    for key, value in sequential.items():  # normalised per branch (not over a K-times bigger batch)
+        torch.testing.assert_close(stacked[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    assert not torch.allclose(sequential['loss_cls'], sequential['assist1_loss_cls'])  # the branches differ
+    loss, _ = model.parse_losses(stacked)
+    loss.backward()
+    assert not [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+
+def test_stacked_branch_batching_runs_neck_and_transformer_once():
+    model = _tiny_dino(2, branch_batching='stacked')
+    calls = {'neck': [], 'encoder': 0}
+    model.neck.register_forward_hook(lambda m, i, o: calls['neck'].append(o[0].shape[0]))
+    model.encoder.register_forward_hook(lambda *a: calls.__setitem__('encoder', calls['encoder'] + 1))
+    model.train()
+    losses_of(model, tiny_batch(model, batch_size=2))
+    assert calls == {'neck': [4], 'encoder': 1}  # 2 branches x 2 images in one pass
+
+
+def test_stacked_branch_batching_is_refused_where_it_cannot_be_split():
+    from mmengine.config import Config
+
+    from cbnet import cbnetify
+    from cbnet.testing import mmdet_config
+    from cbnet.testing.zoo import tiny_zoo_detector
+    plain = tiny_zoo_detector(mmdet_config('ddq/ddq-detr-4scale_r50_8xb2-12e_coco.py').model)
+    cfg = cbnetify(Config(dict(model=plain))).model
+    cfg.branch_batching = 'stacked'
+    with pytest.raises(ValueError, match="'stacked' does not work for CBDDQDETR: its distinct-query selection"):
+        MODELS.build(cfg)
+    with pytest.raises(ValueError, match="branch_batching must be 'sequential'"):
+        _tiny_dino(2, branch_batching='batched')
 
 
 # -- errors ---------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class AssistedDetectorMixin:
                 f'backbone=<the backbone config>, num_backbones=2), or use the plain detector type '
                 f"'{type(self).__name__[2:]}' for a single backbone.")
         if self.with_neck:  # a width mismatch would otherwise surface as a conv shape error in the first step
-            check_neck_matches_backbone(self.backbone, self.neck)
+            _check_neck(self.backbone, self.neck)
         num_assisting = self.backbone.num_backbones - 1
         if isinstance(assist_loss_weights, (int, float)):
             assist_loss_weights = [float(assist_loss_weights)] * num_assisting
@@ -122,6 +122,16 @@ class AssistedDetectorMixin:
     def _forward(self, batch_inputs: Tensor, batch_data_samples=None):
         with self._features(_lead(self.extract_feat(batch_inputs))):
             return super()._forward(batch_inputs, batch_data_samples)
+
+
+def _check_neck(backbone: CBNet, neck) -> None:
+    """The neck's ``in_channels`` against the composite's widths; necks that list them deepest first
+    (YOLOV3Neck reads ``feats[-1]`` with ``in_channels[0]``) match the reversed widths."""
+    given = getattr(neck, 'in_channels', None)
+    widths = [backbone.stage_out_channels[i] for i in backbone.out_indices]
+    if isinstance(given, (list, tuple)) and len(given) > 1 and list(given) == widths[::-1]:
+        return
+    check_neck_matches_backbone(backbone, neck)
 
 
 def _lead(feats):

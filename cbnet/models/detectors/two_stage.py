@@ -33,7 +33,10 @@ class TwoStageAssistedMixin(AssistedDetectorMixin):
         self.assist_proposals = assist_proposals
 
     def branch_losses(self, feats: MultiBranchFeatures, batch_inputs: Tensor, batch_data_samples) -> List[dict]:
-        if self.assist_proposals == 'own' or not self.with_rpn:  # without an RPN all use the given proposals
+        if not self.with_rpn:  # Fast R-CNN: every branch trains on the given proposals (each on its own copy)
+            return [self.branch_loss(self.shared_neck(branch), batch_inputs, _with_own_proposals(batch_data_samples))
+                    for branch in feats.branches]
+        if self.assist_proposals == 'own':
             return super().branch_losses(feats, batch_inputs, batch_data_samples)
         recorded: List = []
         with self._rpn_proposals(record=recorded):
@@ -71,6 +74,16 @@ class TwoStageAssistedMixin(AssistedDetectorMixin):
             yield
         finally:
             del head.loss_and_predict
+
+
+def _with_own_proposals(batch_data_samples) -> list:
+    """The samples with copies of their ``proposals`` (the RoI heads rename its fields as they read it)."""
+    samples = []
+    for sample in batch_data_samples:
+        sample = sample.clone()
+        sample.proposals = sample.proposals.clone()
+        samples.append(sample)
+    return samples
 
 
 def _loss_is_separable(head) -> bool:
