@@ -10,9 +10,9 @@ import torch.nn as nn
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
 
-#: the official CBNetV2 name of the FPN shared by all branches: mmdet's FPN itself
+#: the official CBNetV2 name of the FPN shared by all branches: mmdet's FPN itself. Both names are registered
+#: in mmdet's MODELS by :mod:`cbnet.global_effects` (with the other generated entries).
 CBFPN = FPN
-MODELS.register_module(name='CBFPN', module=FPN)
 
 
 def CBNeck(neck: dict) -> nn.Module:  # noqa: N802  (a registry type name)
@@ -21,6 +21,3 @@ def CBNeck(neck: dict) -> nn.Module:  # noqa: N802  (a registry type name)
         raise TypeError("CBNeck needs neck=dict(type=..., ...), the config of the neck to share, e.g. "
                         "neck=dict(type='FPN', in_channels=[256, 512, 1024, 2048], out_channels=256, num_outs=5)")
     return MODELS.build(neck)
-
-
-MODELS.register_module(name='CBNeck', module=CBNeck)
