@@ -288,7 +288,8 @@ def render_cb_config(base: str, delta: dict, source_note: Optional[str] = None, 
         f'# {kind} (CBNetV2) variant of {source_note or base}, written by tools/cbnetify.py.',
         f'# {model["type"]}: the assisting branches\' losses (x {model["assist_loss_weights"]}) are logged as '
         'assist<k>_*. The original backbone',
-        '# runs in every branch and its init_cfg checkpoint is loaded into each; the neck and heads are shared.',
+        '# runs in every branch and its init_cfg checkpoint is loaded into each; the neck (if any) and heads are '
+        'shared.',
     ]
     for note in notes:
         lines += textwrap.wrap(note, LINE_WIDTH, initial_indent='# NOTE: ', subsequent_indent='#   ')
