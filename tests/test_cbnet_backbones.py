@@ -1,17 +1,25 @@
-"""The composite backbone: every family x K x composition builds, runs, back-propagates; zero-init invariant;
-pruning; freezing; gradient checkpointing; official-architecture aliases; clear errors."""
-import copy
+"""The composite backbone beyond the per-family harness (``test_backbone_families.py``): connections chain
+through branches, the lead's pruning, the official-architecture aliases, the width probe on every family
+(deformable convs, SAC), DetectoRS' RFP refused, ``import cbnet`` without mmpretrain, clear errors."""
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 import torch.nn as nn
-from cbnet.testing import FAMILIES, family, images
 from mmdet.registry import MODELS
 
-from cbnet.models import MultiBranchFeatures
-from cbnet.models.backbones import CBNet
+from cbnet.models.backbones.adapters import Pruned, get_adapter
+from cbnet.testing import family, images, mmdet_config
+from cbnet.testing.backbones import torch_threads
+from cbnet.utils.configs import strip_pretrained
 
-COMPOSITIONS = ['DHLC', 'AHLC', 'SLC', 'ALLC']
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    with torch_threads(1):
+        yield
 
 
 def build(name, num_backbones=2, **kwargs):
@@ -19,62 +27,8 @@ def build(name, num_backbones=2, **kwargs):
     return MODELS.build(dict(type='CBNet', backbone=family(name, **inner), num_backbones=num_backbones, **kwargs))
 
 
-def perturb_connections(model, scale=0.1):
-    """Move connections off zero so that every path carries signal."""
-    with torch.no_grad():
-        for p in model.composition.parameters():
-            p.add_(torch.randn_like(p) * scale + scale)
-
-
-@pytest.mark.parametrize('num_backbones', [2, 3])
-@pytest.mark.parametrize('composition', COMPOSITIONS)
-@pytest.mark.parametrize('name', list(FAMILIES))
-def test_every_family_builds_runs_and_backpropagates(name, composition, num_backbones):
-    single = MODELS.build(family(name))
-    model = build(name, num_backbones, composition=composition)
-    x = images()
-
-    model.eval()
-    with torch.no_grad():
-        lead = model(x)
-        single.eval()
-        expected = single(x)
-    assert isinstance(lead, tuple) and len(lead) == len(expected)
-    assert [f.shape for f in lead] == [f.shape for f in expected]
-
-    model.train()
-    perturb_connections(model)
-    feats = model(x)
-    assert isinstance(feats, MultiBranchFeatures) and feats.num_branches == num_backbones
-    for branch in feats.branches:
-        assert [f.shape for f in branch] == [f.shape for f in expected]
-    sum(f.float().mean() for branch in feats.branches for f in branch).backward()
-    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not unused, f'parameters without gradient (DDP would need find_unused_parameters): {unused}'
-
-
-@pytest.mark.parametrize('name', list(FAMILIES))
-def test_zero_init_lead_equals_single_backbone(name):
-    model = build(name, 3)
-    model.init_weights()
-    single = MODELS.build(family(name))
-    single.load_state_dict(model.branches[0].state_dict())
-    x = images()
-    model.eval(), single.eval()
-    with torch.no_grad():
-        for a, b in zip(model(x), single(x)):
-            assert torch.equal(a, b)
-    # connections really start at zero, whatever the family's norm
-    assert any(p.numel() for p in model.composition.parameters())
-
-
-def test_zero_init_holds_in_training_mode_for_every_branch():
-    model = build('ResNet', 2)
-    model.init_weights()
-    model.train()
-    feats = model(images())
-    for a, b in zip(*feats.branches):
-        assert torch.allclose(a, b, atol=1e-6)
+def parameter_free(module):
+    return isinstance(module, Pruned) and not any(True for _ in module.parameters())
 
 
 def test_nonzero_connections_change_the_lead_and_chain_through_branches():
@@ -83,36 +37,21 @@ def test_nonzero_connections_change_the_lead_and_chain_through_branches():
     model.eval()
     x = images()
     with torch.no_grad():
+        base = model(x)[-1].clone()
         for p in model.composition.connections[1].parameters():  # branch 1 -> lead
             p.add_(0.5)
-        base = model(x)[-1].clone()
+        direct = model(x)[-1].clone()
         for p in model.composition.connections[0].parameters():  # branch 0 -> branch 1
             p.add_(0.5)
-        changed = model(x)[-1]
-    assert not torch.allclose(base, changed), 'branch 0 -> 1 connections must reach the lead of a Triple'
-
-
-@pytest.mark.parametrize('name,stem', [('ResNet', 'conv1'), ('ResNetV1d', 'stem'), ('Swin', 'patch_embed'),
-                                       ('ConvNeXt', None)])
-def test_pruned_modules_do_not_exist(name, stem):
-    model = build(name, 3, del_stages=1)
-    first, *others = model.branches
-    for branch in others:
-        names = {n for n, _ in branch.named_parameters()}
-        assert not any(n.startswith(model.adapter.stage_modules(branch, 0)[0] + '.') for n in names)
-        if stem:
-            assert not hasattr(branch, stem)
-            assert hasattr(first, stem)
-    if name == 'ConvNeXt':
-        assert isinstance(others[0].downsample_layers[0], nn.Identity)
-    n_first = sum(p.numel() for p in first.parameters())
-    assert all(sum(p.numel() for p in b.parameters()) < n_first for b in others)
+        chained = model(x)[-1]
+    assert not torch.allclose(base, direct), 'branch 1 -> lead connections must change the lead'
+    assert not torch.allclose(direct, chained), 'branch 0 -> 1 connections must reach the lead of a Triple'
 
 
 def test_lead_drops_stages_after_its_last_output():
     model = build('ResNet', 2, inner=dict(out_indices=(0, 1, 2)))
     lead = model.branches[-1]
-    assert not hasattr(lead, 'layer4') and hasattr(model.branches[0], 'layer4')
+    assert parameter_free(lead.layer4) and not isinstance(model.branches[0].layer4, Pruned)
     model.train()
     feats = model(images())
     assert len(feats.lead) == 3
@@ -120,77 +59,95 @@ def test_lead_drops_stages_after_its_last_output():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize('name,frozen', [('ResNet', 1), ('Swin', 1), ('ConvNeXt', 1)])
-def test_frozen_stages_frozen_in_every_branch(name, frozen):
-    model = build(name, 3, del_stages=0, inner=dict(frozen_stages=frozen))
+def test_swin_absolute_position_embedding_is_pruned_to_an_empty_buffer_and_still_freezes():
+    model = build('Swin', 3, del_stages=0, inner=dict(use_abs_pos_embed=True, frozen_stages=0))
+    first, *others = model.branches
+    assert isinstance(first.absolute_pos_embed, nn.Parameter)
+    for branch in others:
+        assert branch.get_buffer('absolute_pos_embed').numel() == 0
+        assert 'absolute_pos_embed' not in branch.state_dict()
+    model.train()  # mmdet's Swin._freeze_stages sets absolute_pos_embed.requires_grad = False in every branch
+    assert not first.absolute_pos_embed.requires_grad
+    model.eval()
+    assert len(model(images())) == 4
+
+
+# -- the width probe suits every family -------------------------------------------------------------------
+def mmdet_backbone(config, **overrides):
+    backbone = mmdet_config(config).model.backbone.to_dict()
+    strip_pretrained(backbone)
+    backbone.update(overrides)
+    return backbone
+
+
+@pytest.mark.parametrize('config', ['dcn/faster-rcnn_r50-dconv-c3-c5_fpn_1x_coco.py',
+                                    'dcnv2/faster-rcnn_r50-mdconv-c3-c5_fpn_1x_coco.py',
+                                    'detectors/cascade-rcnn_r50-sac_1x_coco.py'])
+def test_dual_deformable_and_sac_resnets_of_the_mmdet_configs_build_and_run(config):
+    """mmcv's deformable conv refuses maps smaller than its kernel and SAC reflect-pads by 2: the probe must
+    reach a 3x3 map at the deepest stage (it used to end at 1x1 and fail to build)."""
+    backbone = mmdet_backbone(config, base_channels=8, stem_channels=8)
+    assert backbone.get('dcn') or backbone.get('sac')  # the config's own deformable settings are kept
+    model = MODELS.build(dict(type='CBNet', backbone=backbone, num_backbones=2))
+    x = images(size=96)
     model.train()
-    adapter = model.adapter
-    for k, branch in enumerate(model.branches):
-        frozen_names = adapter.frozen_modules(branch)
-        assert frozen_names
-        for module_name in frozen_names:
-            module = dict(branch.named_modules()).get(module_name)
-            if module is None or isinstance(module, nn.Identity):  # pruned from this branch
-                continue
-            assert not module.training, (k, module_name)
-            assert all(not p.requires_grad for p in module.parameters()), (k, module_name)
-    # the stage after the frozen ones trains
-    later = adapter.stage_modules(model.branches[-1], frozen)[-1]
-    assert any(p.requires_grad for p in dict(model.branches[-1].named_modules())[later].parameters())
-    before = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
-    feats = model(images())
+    feats = model(x)
     sum(f.mean() for b in feats.branches for f in b).backward()
-    opt.step()
-    for n, p in model.named_parameters():
-        if n in before:
-            assert torch.equal(before[n], p), n
+    assert not [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    model.eval()
+    with torch.no_grad():
+        assert [f.shape[-1] for f in model(x)] == [24, 12, 6, 3]
 
 
-def test_norm_eval_keeps_branch_bns_in_eval_but_connection_bns_always_eval():
-    model = build('ResNet', 2, inner=dict(norm_eval=True))
-    model.train()
-    bns = [m for m in model.branches.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and not any(m.training for m in bns)
-    model2 = build('ResNet', 2)
-    model2.train()
-    assert any(m.training for m in model2.branches.modules() if isinstance(m, nn.BatchNorm2d))
-    assert not any(m.training for m in model2.composition.modules() if isinstance(m, nn.BatchNorm2d))
+def test_probe_size_follows_the_total_stride_and_stays_small_for_transformers():
+    dilated = family('ResNet', strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))
+    backbones = [MODELS.build(cfg) for cfg in (family('ResNet'), dilated, family('RegNet'), family('Swin'))]
+    sizes = [get_adapter(b).probe_size(b) for b in backbones]
+    assert sizes == [96, 48, 96, 32]  # 3 cells of stride 32 / 16; Swin pads windows: one 32 px cell
 
 
-@pytest.mark.parametrize('name', ['ResNet', 'Swin', 'ConvNeXt'])
-def test_with_cp_same_outputs_and_gradients(name):
-    torch.manual_seed(1)
-    plain = build(name, 2)
-    perturb_connections(plain)
-    checkpointed = build(name, 2, inner=dict(with_cp=True))
-    checkpointed.load_state_dict(plain.state_dict())
-    x = images()
-    results = []
-    for model in (plain, checkpointed):
-        model.train()
-        feats = model(x)
-        loss = sum((f * f).mean() for b in feats.branches for f in b)
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
-                                        if p.grad is not None}))
-    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
-    assert results[0][1].keys() == results[1][1].keys()
-    for n in results[0][1]:
-        assert torch.allclose(results[0][1][n], results[1][1][n], atol=1e-5), n
+@pytest.mark.parametrize('config', ['detectors/cascade-rcnn_r50-rfp_1x_coco.py',
+                                    'detectors/detectors_cascade-rcnn_r50_1x_coco.py'])
+def test_detectors_rfp_is_refused_with_the_reason_and_the_sac_alternative(config):
+    backbone = mmdet_backbone(config, base_channels=8, stem_channels=8)
+    with pytest.raises(ValueError, match=r'Recursive Feature Pyramid.*rfp_forward.*cascade-rcnn_r50-sac_1x_coco'):
+        MODELS.build(dict(type='CBNet', backbone=backbone, num_backbones=2))
 
 
-def test_share_weights_adds_only_connections():
-    single = MODELS.build(family('ResNet'))
-    shared = build('ResNet', 3, share_weights=True)
-    n_single = sum(p.numel() for p in single.parameters())
-    n_conn = sum(p.numel() for p in shared.composition.parameters())
-    assert sum(p.numel() for p in shared.parameters()) == n_single + n_conn
-    shared.train()
-    feats = shared(images())
-    assert feats.num_branches == 3
+# -- optional packages ----------------------------------------------------------------------------------------
+BLOCK_MMPRETRAIN = textwrap.dedent('''
+    import importlib.abc, sys
+
+    class NoMMPretrain(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == 'mmpretrain' or name.startswith('mmpretrain.'):
+                raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+            return None
+
+    sys.meta_path.insert(0, NoMMPretrain())
+    import cbnet  # noqa
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from cbnet.models.backbones import supported_backbones
+    register_all_modules()
+    assert 'mmpretrain' not in sys.modules
+    assert 'mmpretrain.ConvNeXt' not in supported_backbones() and 'mmdet.ResNet' in supported_backbones()
+    assert 'CBConvNeXt' not in MODELS.module_dict and 'CBNet' in MODELS.module_dict
+    model = MODELS.build(dict(type='CBNet', num_backbones=2, backbone=dict(
+        type='ResNet', depth=18, base_channels=8, stem_channels=8, init_cfg=None)))
+    model.eval()
+    import torch
+    print('features', len(model(torch.zeros(1, 3, 64, 64))))
+''')
 
 
+def test_import_cbnet_and_build_a_dual_resnet_without_mmpretrain():
+    result = subprocess.run([sys.executable, '-c', BLOCK_MMPRETRAIN], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'features 4' in result.stdout
+
+
+# -- official-architecture aliases ------------------------------------------------------------------------
 def test_dhlc_connection_layout_matches_official_resnet():
     """Official CBNetV2 R50: 6 connections, conv(no bias)+BN, C_{i+j+1} -> input of layer{i+1}."""
     model = MODELS.build(dict(type='CBResNet', depth=50, cb_inplanes=[64, 256, 512, 1024, 2048],
@@ -201,7 +158,7 @@ def test_dhlc_connection_layout_matches_official_resnet():
     assert link['into1_from1'].conv.weight.shape == (256, 512, 1, 1)
     assert link['into3_from3'].conv.weight.shape == (1024, 2048, 1, 1)
     assert link['into1_from1'].conv.bias is None and isinstance(link['into1_from1'].norm, nn.BatchNorm2d)
-    assert not hasattr(model.branches[1], 'conv1') and not hasattr(model.branches[1], 'layer1')
+    assert parameter_free(model.branches[1].conv1) and parameter_free(model.branches[1].layer1)
 
 
 def test_swin_alias_matches_official_layout():
@@ -213,7 +170,8 @@ def test_swin_alias_matches_official_layout():
     assert sorted(identities) == ['into0_from0', 'into1_from1', 'into2_from2', 'into3_from3']
     assert link['into0_from1'].conv.bias is not None and link['into0_from1'].norm is None
     lead = model.branches[1]
-    assert not hasattr(lead, 'patch_embed') and len([s for s in lead.stages if not isinstance(s, nn.Identity)]) == 4
+    assert parameter_free(lead.patch_embed)
+    assert not any(isinstance(s, Pruned) for s in lead.stages) and len(lead.stages) == 4
     model.eval()
     assert len(model(images())) == 4
 

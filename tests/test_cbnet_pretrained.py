@@ -1,13 +1,24 @@
-"""Pretrained weights reach every branch from checkpoints in the real formats; bad checkpoints are loud."""
+"""Pretrained weights: a real torchvision file, an ImageNet classifier's partial checkpoint, bad checkpoints.
+
+Every family's own checkpoint format loading into every branch is checked by ``test_backbone_families.py``.
+"""
 import logging
 
 import pytest
 import torch
 import torchvision
-from cbnet.testing import family, images
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
-from cbnet.testing.checkpoint_formats import to_original_swin
+
+from cbnet.testing import family
+from cbnet.testing.backbones import torch_threads
+from cbnet.testing.checkpoint_formats import save_mmpretrain_classifier
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    with torch_threads(1):
+        yield
 
 
 class CapturedLog(logging.Handler):
@@ -47,32 +58,9 @@ def test_torchvision_resnet_file_loads_into_every_branch(tmp_path, warnings_log)
     assert not any('did not provide' in m for m in warnings_log)
 
 
-def test_original_swin_file_is_converted_and_loads_into_every_branch(tmp_path, warnings_log):
-    source = MODELS.build(family('Swin'))
-    path = tmp_path / 'swin_original.pth'
-    torch.save({'model': to_original_swin(source.state_dict())}, path)
-    inner = family('Swin', convert_weights=True, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    model = cbnet(inner, del_stages=0)
-    ref = source.state_dict()
-    for branch in model.branches:
-        for name, value in branch.state_dict().items():
-            assert torch.equal(value, ref[name]), name
-    assert not any('did not provide' in m for m in warnings_log)
-    # and it computes the source backbone's features (zero-init composite)
-    model.eval(), source.eval()
-    with torch.no_grad():
-        for a, b in zip(model(images()), source(images())):
-            assert torch.equal(a, b)
-
-
 def test_mmpretrain_convnext_classifier_file_loads_and_reports_new_norms(tmp_path, warnings_log):
     classifier_backbone = MODELS.build(family('ConvNeXt', out_indices=(3, ), gap_before_final_norm=True))
-    state = {'backbone.' + k: v for k, v in classifier_backbone.state_dict().items()}
-    state['head.fc.weight'] = torch.zeros(10, 64)
-    path = tmp_path / 'convnext_in1k.pth'
-    torch.save({'state_dict': state, 'meta': {}}, path)
-    inner = family('ConvNeXt', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
-    model = cbnet(inner)
+    model = cbnet(family('ConvNeXt', **save_mmpretrain_classifier(classifier_backbone, str(tmp_path / 'in1k.pth'))))
     lead = model.branches[-1]
     assert torch.equal(lead.stages[1][0].depthwise_conv.weight, classifier_backbone.stages[1][0].depthwise_conv.weight)
     # detection adds output norms 0..2 that an ImageNet classifier does not have: said loudly, by name

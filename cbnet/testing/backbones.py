@@ -1,32 +1,44 @@
-"""Tiny inner-backbone configs, one per supported family (narrow, ``init_cfg=None``): fast CPU tests."""
-import copy
+"""Tiny inner-backbone configs, one per backbone case (narrow, ``init_cfg=None``): fast CPU tests.
+
+The configs live with their families' test cases (:mod:`cbnet.testing.backbone_cases`); ``FAMILIES`` maps
+each case name to its config.
+"""
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
-FAMILIES = {
-    'ResNet': dict(type='ResNet', depth=18, base_channels=8, stem_channels=8, out_indices=(0, 1, 2, 3),
-                   norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, init_cfg=None),
-    'ResNetV1d': dict(type='ResNetV1d', depth=18, base_channels=8, stem_channels=8, out_indices=(0, 1, 2, 3),
-                      init_cfg=None),
-    'ResNeXt': dict(type='ResNeXt', depth=50, groups=2, base_width=4, base_channels=8, stem_channels=8,
-                    out_indices=(0, 1, 2, 3), init_cfg=None),
-    'Res2Net': dict(type='Res2Net', depth=50, scales=2, base_width=4, base_channels=8, stem_channels=8,
-                    out_indices=(0, 1, 2, 3), init_cfg=None),
-    'RegNet': dict(type='RegNet', arch=dict(w0=8, wa=16.0, wm=1.5, group_w=8, depth=4, bot_mul=1.0),
-                   out_indices=(0, 1, 2, 3), base_channels=8, stem_channels=8, init_cfg=None),
-    'Swin': dict(type='SwinTransformer', embed_dims=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2),
-                 window_size=4, pretrain_img_size=64, drop_path_rate=0.0, out_indices=(0, 1, 2, 3), init_cfg=None),
-    'ConvNeXt': dict(type='mmpretrain.ConvNeXt', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]),
-                     out_indices=(0, 1, 2, 3), gap_before_final_norm=False, init_cfg=None),
-}
+from .backbone_cases import CASES
+
+FAMILIES = {name: case.config for name, case in CASES.items()}
 
 
 def family(name: str, **overrides) -> dict:
-    cfg = copy.deepcopy(FAMILIES[name])
-    cfg.update(overrides)
-    return cfg
+    """A copy of the tiny config of ``name`` (a key of ``FAMILIES``) with ``overrides`` applied."""
+    if name not in FAMILIES:
+        raise KeyError(f'no tiny backbone {name!r}; known: {", ".join(FAMILIES)}')
+    return CASES[name].inner(**overrides)
 
 
 def images(n: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 3, size, size, generator=g)
+
+
+def perturb_connections(model: torch.nn.Module, scale: float = 0.1) -> None:
+    """Move a composite's connections off zero so that every path carries signal (and gradient)."""
+    with torch.no_grad():
+        for p in model.composition.parameters():
+            p.add_(torch.randn_like(p) * scale + scale)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` intra-op threads. Tiny models run faster on one thread than on two, and far faster when
+    the CPU is shared (threads that wait for each other on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from mmdet.registry import MODELS
 
+from .adapters import supported_backbones
 from .cbnet import CBNet
 
 
@@ -63,9 +64,9 @@ class CBRes2Net(_CBCNN):
     inner_type = 'Res2Net'
 
 
-@MODELS.register_module()
 class CBConvNeXt(_CBCNN):
-    """``CBNet`` over ``mmpretrain.ConvNeXt`` (spatial outputs of all four stages by default)."""
+    """``CBNet`` over ``mmpretrain.ConvNeXt`` (spatial outputs of all four stages by default); registered only
+    when mmpretrain is installed, like the ConvNeXt adapter."""
 
     inner_type = 'mmpretrain.ConvNeXt'
 
@@ -73,6 +74,10 @@ class CBConvNeXt(_CBCNN):
                  **kwargs) -> None:
         super().__init__(arch=arch, out_indices=out_indices, gap_before_final_norm=gap_before_final_norm,
                          **kwargs)
+
+
+if 'mmpretrain.ConvNeXt' in supported_backbones():
+    MODELS.register_module(module=CBConvNeXt)
 
 
 # official (original Swin) argument name -> mmdet SwinTransformer argument name

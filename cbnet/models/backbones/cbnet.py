@@ -1,6 +1,6 @@
 """CBNet: K copies of any supported backbone; assisting branches feed the lead through composite connections."""
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -8,11 +8,10 @@ from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..structures import MultiBranchFeatures
 from .adapters import BackboneAdapter, get_adapter
-from .adapters.base import get_submodule_or_param, remove
+from .adapters.base import prune
 from .compositions import Composition, build_composition
 from .pretrained import find_pretrained, load_pretrained_into_branches
 
@@ -23,8 +22,11 @@ class CBNet(BaseModule):
 
     Branches ``0..K-2`` assist, branch ``K-1`` leads. Every stage input of branch ``k >= 1`` receives the
     previous branch's stage outputs through the ``composition`` (DHLC by default). Branches after the first
-    are pruned: they have no stem and no first ``del_stages`` stages and reuse the first branch's features
-    there (fewer FLOPs, no parameters that never get gradients).
+    are pruned: their stem and first ``del_stages`` stages are parameter-free placeholders and they reuse the
+    first branch's features there (fewer FLOPs, no parameters that never get gradients).
+
+    Every branch is the inner backbone's own module and keeps its own training behaviour: ``train()`` runs
+    each branch's ``train()`` (its ``frozen_stages``, ``norm_eval``, ...), which the placeholders tolerate.
 
     In eval mode the lead's features are returned as a tuple, like any mmdet backbone. In train mode all
     branches are returned as :class:`MultiBranchFeatures` for assistant supervision (a CB detector).
@@ -87,7 +89,7 @@ class CBNet(BaseModule):
             branches += [copy.deepcopy(first) for _ in range(num_backbones - 1)]
             for k in range(1, num_backbones):
                 for name in self._pruned_modules(branches[k], self._last_stage(k)):
-                    remove(branches[k], name)
+                    prune(branches[k], name)
         self.branches = nn.ModuleList(branches)
 
         norm_default = self.adapter.connection_norm_cfg
@@ -103,7 +105,9 @@ class CBNet(BaseModule):
 
     # -- construction helpers ----------------------------------------------------------------------------
     def _measure_widths(self, backbone: nn.Module) -> Tuple[int, List[int], List[int]]:
-        """Run the family's stem and stages once at a small size to learn every width (any variant works)."""
+        """Run the family's stem and stages once to learn every width (any variant works), at the adapter's
+        probe size: the smallest image whose deepest map the family's layers accept (deformable convs refuse
+        maps smaller than their kernel), since this runs on the full-width model at build time."""
         was_training = [m.training for m in backbone.modules()]
         backbone.eval()
         size = self.adapter.probe_size(backbone)
@@ -161,39 +165,7 @@ class CBNet(BaseModule):
             return MultiBranchFeatures(per_branch)
         return per_branch[-1]
 
-    # -- training behaviour ------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> 'CBNet':
-        """Set modes, then apply each branch's ``frozen_stages``/``norm_eval`` ourselves: the inner
-        backbones' own ``train()`` would look for the modules that pruning removed."""
-        self.training = mode
-        for child in self.children():
-            if child is self.branches:
-                self.branches.training = mode
-                for branch in self.branches:
-                    nn.Module.train(branch, mode)
-            else:
-                child.train(mode)
-        if mode:
-            for branch in self.branches:
-                self._freeze(branch)
-        return self
-
-    def _freeze(self, branch: nn.Module) -> None:
-        for name in self.adapter.frozen_modules(branch):
-            obj = get_submodule_or_param(branch, name)
-            if obj is None:  # pruned in this branch
-                continue
-            if isinstance(obj, nn.Parameter):
-                obj.requires_grad = False
-            else:
-                obj.eval()
-                for p in obj.parameters():
-                    p.requires_grad = False
-        if self.adapter.norm_eval(branch):
-            for m in branch.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-
+    # -- weights ---------------------------------------------------------------------------------------
     def init_weights(self) -> None:
         """Initialise (or load the pretrained checkpoint into) the first branch, copy it into the others,
         and keep the composite connections at zero."""
@@ -203,4 +175,3 @@ class CBNet(BaseModule):
         for m in self.modules():  # the branches were initialised above: the detector must not re-init them
             if isinstance(m, BaseModule):
                 m._is_init = True
-

@@ -1,4 +1,4 @@
-"""mmpretrain's ConvNeXt (``type='mmpretrain.ConvNeXt'``)."""
+"""mmpretrain's ConvNeXt (``type='mmpretrain.ConvNeXt'``); skipped when mmpretrain is not installed."""
 from typing import List, Tuple
 
 from mmpretrain.models.backbones import ConvNeXt
@@ -11,6 +11,9 @@ from .base import BackboneAdapter, register_adapter
 class ConvNeXtAdapter(BackboneAdapter):
     """Stem = ``downsample_layers[0]``; stage i = ``downsample_layers[i]`` (i > 0) + ``stages[i]`` +
     ``norm{i}`` on the output when it exists. Like ResNet, a stage's input is the previous stage's output."""
+
+    #: zero-padded depthwise convs and 2x2 downsampling run on any map: the probe may end at 1x1
+    probe_cells = 1
 
     def num_stages(self, backbone: ConvNeXt) -> int:
         return len(backbone.stages)
@@ -27,14 +30,6 @@ class ConvNeXtAdapter(BackboneAdapter):
         if backbone.gap_before_final_norm:
             raise ValueError('mmpretrain.ConvNeXt inside CBNet must keep spatial outputs: set '
                              'gap_before_final_norm=False (and out_indices=(0, 1, 2, 3) for detection).')
-
-    def frozen_modules(self, backbone: ConvNeXt) -> List[str]:
-        """mmpretrain semantics: ``frozen_stages=k`` freezes the downsample layers and stages 0..k-1 (k=0:
-        nothing), not their output norms."""
-        names = []
-        for i in range(min(backbone.frozen_stages, len(backbone.stages))):
-            names += [f'downsample_layers.{i}', f'stages.{i}']
-        return names
 
     def run_stem(self, backbone: ConvNeXt, x: Tensor) -> Tensor:
         return backbone.downsample_layers[0](x)

@@ -18,6 +18,9 @@ class SwinAdapter(BackboneAdapter):
     CBNetV2 Swin adds its composite connections.
     """
 
+    #: shifted-window attention pads every map to whole windows, so the probe may end at a 1x1 map
+    probe_cells = 1
+
     def num_stages(self, backbone: SwinTransformer) -> int:
         return len(backbone.stages)
 
