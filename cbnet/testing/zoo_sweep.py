@@ -48,6 +48,20 @@ STATUS_MEANING = {
 }
 
 
+#: how a config is checked (the results file repeats it)
+METHOD = (
+    'Each config is loaded and cbnetified (a refusal is its result). Its model is then made tiny with '
+    '`cbnet.testing.zoo.tiny_zoo_detector`: the detector, neck and head types stay; the backbone becomes a tiny '
+    'ResNet-18 with the original\'s stage layout (strides, dilations, returned stages; backbone options such as DCN '
+    'or plugins are not kept, so those families test their detector, not their backbone); widths, layers, queries, '
+    'proposals and sampled RoIs shrink; at most 20 proposals / detections at test time; 2 random images of 64 px '
+    '(128 or 384 px if 64 fails). The plain tiny detector runs one training step and one predict first: if it '
+    'fails, the config is *untestable* (not a cbnet problem). Then its CB variant (`cbnetify` of the tiny config, '
+    'K as given) must give the lead\'s losses and the same losses for every assisting branch, a finite total, a '
+    'gradient for every trainable parameter (except those the plain detector leaves unused too) and predictions in '
+    'eval mode. Configs whose tiny models are identical run once (`same as`).')
+
+
 @dataclass
 class SweepResult:
     """The outcome for one config (relative to mmdet's config folder)."""
@@ -257,7 +271,9 @@ def _find_int(node, names: Tuple[str, ...]) -> Optional[int]:
     return None
 
 
-IMAGE_SIZES = (64, 128)  # 64 px first; 128 where the coarsest levels are too small for a head
+#: 64 px first; larger where the coarsest levels are too small for a head (mmcv's CPU deformable convolution needs
+#: maps of >= 3x3: DDOD's stride-128 level at 384 px)
+IMAGE_SIZES = (64, 128, 384)
 
 
 def sweep_batch(model, needs: dict, size: int, training: bool, seed: int = 0) -> dict:
@@ -454,6 +470,7 @@ def markdown_report(results: List[SweepResult], summary: dict, header: Dict[str,
     """The results file: how it was run, totals, families, causes, and one row per config."""
     lines = ['# cbnetify over the mmdet zoo', '']
     lines += [f'- {key}: {value}' for key, value in header.items()]
+    lines += ['', METHOD]
     lines += ['', '| status | meaning | configs |', '|---|---|---|']
     lines += [f'| {s} | {STATUS_MEANING[s]} | {summary["totals"][s]} |' for s in STATUSES]
     lines += [f'| all | | {summary["configs"]} |', '', '## Per family', '',
