@@ -32,10 +32,14 @@ Adding a backbone family (two new files, nothing else edited):
    else): pruning replaces exactly those, and a forgotten one would be a parameter without gradient.
 2. ``cbnet/testing/backbone_cases/<family>.py`` with ``CASES = [BackboneCase(...)]``: a tiny config of the
    inner backbone (``init_cfg=None``), a writer for its checkpoint in the family's real file format, the
-   training options the family has (see :class:`cbnet.testing.backbone_cases.BackboneCase`).
-   ``tests/test_backbone_families.py`` runs every check on it (zero-init invariant with the checkpoint in
-   every branch, no dead parameters, the same frozen parameters and norm modes as the single backbone,
-   ``with_cp``, K = 2 and 3, every composition) and fails for a registered adapter without a case.
+   training options the family has (see :class:`cbnet.testing.backbone_cases.BackboneCase`). Writers for
+   torchvision, OpenMMLab-zoo, original-Swin and mmpretrain files are in :mod:`cbnet.testing.checkpoint_formats`;
+   a format they do not cover is written by a function in the case module itself. The case name becomes a
+   key of ``cbnet.testing.FAMILIES``. ``tests/test_backbone_families.py`` runs every check on it (zero-init
+   invariant with the checkpoint in every branch, connections output zero, no dead parameters, the same
+   frozen parameters and module modes as the single backbone for every option set, placeholders,
+   ``with_cp``, ``share_weights``, K = 2 and 3, every composition) and fails for a registered adapter
+   without a case: ``pytest tests/test_backbone_families.py -k <case name>``.
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 
