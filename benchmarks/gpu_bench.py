@@ -92,6 +92,9 @@ def train_iters(config: ConfigLike, shape, batch_size: int, warmup: int, iters: 
     reset_peak(device)
     torch.manual_seed(0)
     model = build_model(cfg, device).train()
+    # Real optimizer steps need the recipe's initialisation (random weights from it: Pretrained init_cfgs are
+    # dropped); PyTorch's default init lets e.g. DINO diverge within a step or two.
+    model.init_weights()
     optim_wrapper = build_optim_wrapper(model, cfg, amp)
     data = generated_batch(model, shape, batch_size)
     losses = None
@@ -165,10 +168,11 @@ def ratio_lines(results: Dict[str, Any]) -> List[str]:
 
 def markdown(results: Dict[str, Any]) -> str:
     env = results['environment']
-    lines = [f"# GPU check ({'DRY RUN on CPU, tiny sizes' if results['dry_run'] else 'CUDA'})",
-             '', 'Inference of a Dual config uses its single config\'s test_cfg (same post-processing); random '
+    lines = [f"# GPU check ({'DRY RUN on CPU, tiny sizes' if results['dry_run'] else 'CUDA'})", '',
+             f"Generated {results['date']} by `{results['command']}`.", '',
+             'Inference of a Dual config uses its single config\'s test_cfg (same post-processing); random '
              'weights, generated images.', '',
-             f"{results['date']}; device {env.get('gpu', env['cpu'])}; versions: {versions_line(env)}; "
+             f"Device {env.get('gpu', env['cpu'])}; versions: {versions_line(env)}; "
              f"mmcv ops: {results['mmcv_ops']}", '',
              '| check | config | shape x batch | AMP | with_cp | img/s | s/iter | peak GiB |',
              '|---|---|---|---|---|---|---|---|']
@@ -200,6 +204,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--dry-run', action='store_true',
                         help='CPU, fp32, tiny shapes, one iteration: exercises the same code')
     parser.add_argument('--skip', nargs='*', default=[], help='checks to skip (by name prefix)')
+    parser.add_argument('--command', help='the command line to record (gpu_check.sh passes its own)')
     args = parser.parse_args(argv)
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel('WARNING')  # no per-parameter optimizer logs
@@ -209,10 +214,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         parser.error('CUDA is not available: run with --dry-run on a CPU machine')
     amp = not dry
     train_shape, big_shape = ((128, 160), (160, 128)) if dry else ((800, 1333), (1600, 1400))
+    # DINO selects 900 two-stage queries from the encoder tokens: the dry run needs >= 900 of them
+    detr_shape = (256, 320) if dry else train_shape
     warmup, iters = (1, 1) if dry else (3, 10)
     os.makedirs(args.out, exist_ok=True)
     results: Dict[str, Any] = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        command=args.command or 'python benchmarks/gpu_bench.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
         dry_run=dry, environment=environment(), mmcv_ops=mmcv_ops_kind(), checks={}, ratio_pairs=[])
 
     def save() -> None:
@@ -234,7 +242,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         variants = composite_variants(DINO)  # single, Dual sequential, Dual stacked
         for label, cfg in variants.items():
             run_check(results, f'detr:DINO-R50 {label}',
-                      lambda c=cfg, n=label: train_iters(c, train_shape, 2, warmup, iters, device, amp,
+                      lambda c=cfg, n=label: train_iters(c, detr_shape, 2, warmup, iters, device, amp,
                                                          label=f'DINO-R50 {n}'), save)
         results['ratio_pairs'] += [(f'detr:DINO-R50 {label}', 'detr:DINO-R50 single')
                                    for label in variants if label != 'single']

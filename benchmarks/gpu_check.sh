@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU-only checks of benchmarks/ as one self-contained script for any CUDA machine (a few minutes on one
-# recent GPU): AMP training img/s and peak memory of Dual vs single detectors (Faster R-CNN R50, Mask R-CNN
+# The GPU-only checks of benchmarks/ as one self-contained script for any CUDA machine:
+# AMP training img/s and peak memory of Dual vs single detectors (Faster R-CNN R50, Mask R-CNN
 # Swin-T, DINO-R50 with sequential and stacked branches), Dual-Swin-L HTC at 1600x1400 with/without with_cp,
 # inference img/s, then the composite-overhead benchmark on CUDA. Measurements: benchmarks/gpu_bench.py.
 #
@@ -20,6 +20,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHL=$ROOT/.whl
+CMDLINE="bash benchmarks/gpu_check.sh${*:+ $*}"
 MODE=gpu
 OUT=${OUT:-$ROOT/work_dirs/gpu_check}
 while [[ $# -gt 0 ]]; do
@@ -84,7 +85,7 @@ fi
 export PYTHONPATH=$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}
 
 "$PY" -c 'import torch, mmcv, mmdet, mmengine, cbnet; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "| mmcv", mmcv.__version__, "| mmdet", mmdet.__version__)'
-ARGS=(--out "$OUT")
+ARGS=(--out "$OUT" --command "$CMDLINE")
 [[ $MODE == dry ]] && ARGS+=(--dry-run)
 PYTHONUNBUFFERED=1 "$PY" "$ROOT/benchmarks/gpu_bench.py" "${ARGS[@]}" 2>&1 | tee "$OUT/gpu_check.log"
 if [[ $MODE == gpu ]]; then  # the composite-overhead benchmark on CUDA too (seconds there)

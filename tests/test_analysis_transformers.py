@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 from mmcv.ops import MultiScaleDeformableAttention
 
-from cbnet.analysis import collect_stats, measure_train_step, trace_flops, uncounted_note
+from cbnet.analysis import collect_stats, compare, measure_train_step, trace_flops, uncounted_note
+from cbnet.analysis.compare import composite_variants
 from cbnet.analysis.deformable import missed_flops
 from tests.analysis_helpers import TINY_QUERIES, tiny_transformer_config
 
@@ -112,3 +113,30 @@ def test_dual_dino_train_step_with_stacked_branches():
     result = measure_train_step(cfg, (SIZE, SIZE), 'cpu', batch_size=2, warmup=1, repeat=1, timer='cpu', threads=1)
     assert result['loss'] == result['loss'] and result['loss'] > 0
     assert result['peak_mem_increase_bytes'] > 0 and result['input_shape'] == [SIZE, SIZE]
+
+
+def test_composite_variants_follow_the_detector_kind():
+    dino = composite_variants(tiny_transformer_config('dino'))
+    assert list(dino) == ['single', 'Dual sequential', 'Dual stacked']
+    assert [c.model.type for c in dino.values()] == ['DINO', 'CBDINO', 'CBDINO']
+    assert [c.model.get('branch_batching') for c in dino.values()] == [None, 'sequential', 'stacked']
+    m2f = composite_variants(tiny_transformer_config('mask2former'), num_backbones=3)
+    assert {k: c.model.type for k, c in m2f.items()} == {'single': 'Mask2Former', 'Triple': 'CBMask2Former'}
+
+
+def test_compare_alternates_variants_and_keeps_the_minimum(monkeypatch):
+    calls = []
+    fake = {'a': [[3.0, 2.0], [1.5, 4.0]], 'b': [[6.0, 5.0], [3.5, 9.0]]}  # per round: the run's step times
+    mem = {'a': [100, 90], 'b': [300, 200]}
+
+    def measure(cfg, *args, **kwargs):
+        r = sum(1 for c in calls if c == cfg)
+        calls.append(cfg)
+        return dict(times_s=fake[cfg][r], peak_mem_increase_bytes=mem[cfg][r], loss=1.0, input_shape=[8, 8],
+                    mem_method='m', timer='cpu')
+
+    monkeypatch.setattr(compare, 'measure_train_step', measure)
+    out = compare.compare_train_steps({'a': 'a', 'b': 'b'}, (8, 8), 'cpu', 1, rounds=2)
+    assert calls == ['a', 'b', 'a', 'b']  # alternating rounds
+    assert out['variants']['a']['time_s'] == 1.5 and out['variants']['b']['time_s'] == 3.5
+    assert out['ratios']['b'] == dict(time=3.5 / 1.5, memory=200 / 90) and out['baseline'] == 'a'

@@ -8,9 +8,11 @@ statistic is split the same way (per top-level module, per head part, per backbo
     row = collect_stats('configs/cbnet/dual_r50_faster_rcnn.py', shape=(800, 1333), train=True)
 
 Methods: :mod:`~cbnet.analysis.flops` (what FLOPs count), :mod:`~cbnet.analysis.deformable` (deformable
-attention), :mod:`~cbnet.analysis.timing`, :mod:`~cbnet.analysis.memory`, :mod:`~cbnet.analysis.train_step`.
+attention), :mod:`~cbnet.analysis.timing`, :mod:`~cbnet.analysis.memory`, :mod:`~cbnet.analysis.train_step`,
+:mod:`~cbnet.analysis.compare` (side-by-side ratios), :mod:`~cbnet.analysis.metrics` (COCO mAPs of past runs).
 """
 from .breakdown import branch_containers, split_by_module
+from .compare import compare_train_steps, composite_variants, supports_option
 from .deformable import DeformableAttentionCounter
 from .environment import environment, versions_line
 from .flops import EXTRA_OP_HANDLES, FLOP_CONVENTION, count_flops, count_flops_module, trace_flops
@@ -29,5 +31,6 @@ __all__ = [
     'trace_flops', 'FLOP_CONVENTION', 'EXTRA_OP_HANDLES', 'DeformableAttentionCounter', 'split_by_module',
     'branch_containers', 'TIMERS', 'sync', 'default_timer', 'time_once', 'median_time', 'measure_latency',
     'reset_peak', 'peak_since_reset', 'reset_cpu_peak', 'peak_rss_bytes', 'GIB', 'train_step_fn',
-    'measure_train_step', 'measure_train_step_inprocess', 'environment', 'versions_line'
+    'measure_train_step', 'measure_train_step_inprocess', 'environment', 'versions_line', 'composite_variants',
+    'compare_train_steps', 'supports_option'
 ]
