@@ -12,12 +12,13 @@ from .base import BackboneAdapter, register_adapter
 @register_adapter(SSDVGG)
 class SSDVGGAdapter(BackboneAdapter):
     """Stem = VGG's first block (``features`` up to the first max-pool); stage i = from the i-th block-opening
-    max-pool to the layer before the next one. For SSD300's VGG-16: stem = conv1 (full resolution), stages =
-    conv2, conv3, conv4 (ending at ``features.22``, the ReLU of conv4_3), conv5, and pool5 + fc6 + fc7 (ending
-    at ``features.34``). A max-pool right after another one stays in the stage the first opens.
+    max-pool to the layer before the next one. For SSD300's VGG-16: stem = conv1 (full resolution), stages 0-4 =
+    pool1 + conv2, pool2 + conv3, pool3 + conv4 (ending at ``features.22``, the ReLU of conv4_3), pool4 + conv5,
+    and pool5 (stride 1) + fc6 + fc7 (ending at ``features.34``). A max-pool right after another one stays in
+    the stage the first opens (``with_last_pool=True``: pool5 then SSD's stride-1 pool).
 
     ``out_feature_indices`` (the family's way to pick outputs, by position in ``features``) must therefore be
-    stage ends: SSD's ``(22, 34)`` are stages 3 and 4. Any other index is refused, since a composite connection
+    stage ends: SSD's ``(22, 34)`` are stages 2 and 4. Any other index is refused, since a composite connection
     can only feed a stage input.
 
     L2Norm: SSD normalises conv4_3 in its neck (``SSDNeck(l2_norm_scale=20)``), not in the backbone. The neck is
