@@ -17,8 +17,9 @@ class LayerSequenceAdapter(BackboneAdapter):
     """Stem = the first layer of :meth:`layer_names`, stage i = layer i + 1; a stage's input is the previous
     stage's output and its output is returned as it is (no output norms).
 
-    Composite stages are the family's stages, so stage i of CBNet is the family's layer i + 1 and ``del_stages``,
-    the compositions and the lead's pruning speak of the same stages as ``frozen_stages`` does.
+    Composite stages are the family's stages: CBNet's stage i is the layer the family's ``out_indices`` call i + 1
+    where they count the stem (i where they do not). The family's own ``frozen_stages`` keep their meaning in every
+    branch, since every branch runs the family's ``train()``.
     """
 
     connection_norm_cfg = dict(type='BN', requires_grad=True)
