@@ -12,6 +12,7 @@ import torch
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from cbnet.converters import expand_single_state_dict, load_state_dict_file
 from cbnet.models import MultiBranchFeatures
 from cbnet.models.backbones import COMPOSITIONS, Connection
 from cbnet.models.backbones.adapters import Pruned, adapted_class, registered_backbone_classes
@@ -27,6 +28,15 @@ NAMES = list(CASES)
 def one_thread():
     with torch_threads(1):
         yield
+
+
+def load_detector_checkpoint(backbone, path):
+    """What load_from does with a plain detector checkpoint: its backbone expanded into every branch."""
+    detector = torch.nn.Module()
+    detector.backbone = backbone
+    state, _ = load_state_dict_file(path)
+    expanded, _ = expand_single_state_dict(detector, {k: v for k, v in state.items() if k.startswith('backbone.')})
+    detector.load_state_dict(expanded, strict=True)
 
 
 def build_cb(case, num_backbones=2, inner=None, **kwargs):
@@ -67,6 +77,8 @@ def test_zero_init_every_branch_is_the_pretrained_single_backbone(name, num_back
     overrides = case.write_checkpoint(single, str(tmp_path / 'checkpoint.pth'))
     model = build_cb(case, num_backbones, inner=overrides)
     model.init_weights()
+    if overrides is None:  # the family's weights come with a detector checkpoint (load_from): expanded
+        load_detector_checkpoint(model, str(tmp_path / 'checkpoint.pth'))
     reference = single.state_dict()
     for k, branch in enumerate(model.branches):  # the checkpoint (randomised: no initialiser makes it) is everywhere
         for key, value in branch.state_dict().items():

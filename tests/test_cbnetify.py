@@ -234,7 +234,6 @@ def test_cbnetify_leaves_its_input_alone_and_takes_per_branch_weights():
     ('tridentnet/tridentnet_r50-caffe_1x_coco.py', 'TridentNet multiplies the batch'),
     ('hrnet/faster-rcnn_hrnetv2p-w18-1x_coco.py', "'HRNet' is not supported"),
     ('pvt/retinanet_pvt-t_fpn_1x_coco.py', "'PyramidVisionTransformer' is not supported"),
-    ('ssd/ssd300_coco.py', "'SSDVGG' is not supported"),
     ('soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py', 'semi-supervised wrapper'),
 ])
 def test_refusals_say_why(rel, reason):
@@ -242,7 +241,17 @@ def test_refusals_say_why(rel, reason):
         cbnetify_delta(mmdet_config(rel))
 
 
+def test_refuses_a_backbone_without_adapter():
+    cfg = mmdet_config('retinanet/retinanet_r50_fpn_1x_coco.py')
+    cfg.custom_imports = dict(imports=['mmpretrain.models'], allow_failed_imports=False)
+    cfg.model.backbone = dict(type='mmpretrain.ResNet', depth=50)  # not mmdet's ResNet: no adapter
+    with pytest.raises(CBNetifyError, match="'mmpretrain.ResNet' is not supported"):
+        cbnetify_delta(cfg)
+
+
 @pytest.mark.parametrize('rel, cb_type, has_neck', [
+    ('ssd/ssd300_coco.py', 'CBSingleStageDetector', True),  # SSDVGG, SSDNeck
+    ('rtmdet/rtmdet_l_8xb32-300e_coco.py', 'CBRTMDet', True),  # CSPNeXt, CSPNeXtPAFPN
     ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'CBDINO', True),
     ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'CBDeformableDETR', True),
     ('detr/detr_r50_8xb2-150e_coco.py', 'CBDETR', True),

@@ -1,6 +1,6 @@
-"""mmdet's one-stage CNN backbone families (CSPNeXt, CSPDarknet, Darknet, MobileNetV2, EfficientNet, SSDVGG):
-their zoo configs through ``tools/cbnetify.py``, end to end; their stage layouts at full size against what the
-zoo's necks read; what the composite refuses, with what to change.
+"""mmdet's one-stage CNN backbone families (CSPNeXt, CSPDarknet, Darknet, MobileNetV2, EfficientNet, SSDVGG,
+HourglassNet): their zoo configs through ``tools/cbnetify.py``, end to end; their stage layouts at full size
+against what the zoo's necks read; what the composite refuses, with what to change.
 
 The checks every family gets (zero init with its real checkpoint file, pruning, frozen stages, norm modes,
 with_cp, K = 2/3, every composition) are generated in ``tests/test_backbone_families.py``.
@@ -33,6 +33,8 @@ ZOO = {
     'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py': dict(widen_factor=0.25),
     'efficientnet/retinanet_effb3_fpn_8xb4-crop896-1x_coco.py': dict(arch='b0'),
     'ssd/ssd300_coco.py': dict(depth=11, out_feature_indices=(14, 24)),  # VGG-11's conv4 and fc7 (VGG-16: 22, 34)
+    'cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py': dict(  # two stacks as in Hourglass-104
+        downsample_times=2, stage_channels=(16, 16, 32), stage_blocks=(1, 1, 1), feat_channel=16),
 }
 
 

@@ -122,6 +122,8 @@ MMDET_RECIPE: Dict[str, tuple] = {
         'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
         dict(_DUAL, detector='CBCascadeRCNN', backbone='CBConvNeXt', assist_proposals='lead',
              constructor='CBLearningRateDecayOptimizerConstructor')),
+    'dual_cspnext_l_rtmdet.py': ('mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
+                                 dict(_DUAL, detector='CBRTMDet', backbone='CBNet')),
     'dual_r50_dino.py': ('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
                          dict(_DUAL, detector='CBDINO', backbone='CBResNet', lr_mult=_with_composition_at_full_lr)),
     'dual_swin_l_dino.py': ('mmdet::dino/dino-5scale_swin-l_8xb2-36e_coco.py',
@@ -218,7 +220,7 @@ def recipe(cfg: Config) -> Dict[str, Any]:
     out = dict(
         detector=model.type,
         backbone=backbone.type,
-        del_stages=backbone.get('cb_del_stages'),
+        del_stages=backbone.get('cb_del_stages', backbone.get('del_stages')),
         drop_path=backbone.get('drop_path_rate'),
         dcn=(backbone.dcn.type, tuple(backbone.stage_with_dcn)) if backbone.get('dcn') else None,
         pretrained=(backbone.get('init_cfg') or {}).get('checkpoint'),

@@ -16,6 +16,7 @@ CONVERTED = [
     'point_rend/point-rend_r50-caffe_fpn_ms-1x_coco.py',
     'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
     'retinanet/retinanet_r50_fpn_1x_coco.py',
+    'yolox/yolox_s_8xb8-300e_coco.py',
     'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
     'yolof/yolof_r50-c5_8xb8-1x_coco.py',
     'centernet/centernet_r18_8xb16-crop512-140e_coco.py',
@@ -31,7 +32,6 @@ CONVERTED = [
 ]
 #: configs cbnetify refuses, and a word of the reason it must give
 REFUSED = {
-    'yolox/yolox_s_8xb8-300e_coco.py': 'CSPDarknet',  # a backbone family without an adapter
     'detectors/detectors_htc-r50_1x_coco.py': 'RFP',  # the neck runs the backbone again
     'soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py': 'semi-supervised',
 }

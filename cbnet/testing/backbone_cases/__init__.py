@@ -10,13 +10,15 @@ import importlib
 import itertools
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
 #: writes ``backbone``'s weights to ``path`` in the family's real checkpoint file format and returns the
-#: inner-config overrides that load that file (``init_cfg``, and e.g. ``convert_weights=True``)
-CheckpointWriter = Callable[[nn.Module, str], dict]
+#: inner-config overrides that load that file (``init_cfg``, and e.g. ``convert_weights=True``), or None for a
+#: family that loads no backbone checkpoint (HourglassNet refuses any ``init_cfg``): its file is then a detector
+#: checkpoint (``backbone.*`` keys), which the harness loads as ``load_from`` does, expanded into every branch
+CheckpointWriter = Callable[[nn.Module, str], Optional[dict]]
 
 
 def option_grid(**axes: Sequence) -> List[dict]:
