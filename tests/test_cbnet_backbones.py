@@ -59,6 +59,26 @@ def test_lead_drops_stages_after_its_last_output():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize('num_backbones', [2, 3])
+@pytest.mark.parametrize('composition', ['DHLC', 'AHLC', 'SLC', 'ALLC'])
+def test_no_branch_runs_a_stage_nobody_reads(composition, num_backbones):
+    """Without the last stage in out_indices, DHLC still feeds it forward (the assisting branches keep it), the
+    adjacent compositions never read it: there every branch drops it, so no parameter lacks a gradient."""
+    model = build('ResNet', num_backbones, composition=composition, inner=dict(out_indices=(0, 1, 2)))
+    keeps_layer4 = composition == 'DHLC'
+    for k, branch in enumerate(model.branches):
+        lead = k == num_backbones - 1
+        assert parameter_free(branch.layer4) == (lead or not keeps_layer4), (k, composition)
+    model.train()
+    with torch.no_grad():
+        for p in model.composition.parameters():
+            p.add_(0.1)
+    feats = model(images())
+    sum(f.mean() for b in feats.branches for f in b).backward()
+    dead = sorted(n for n, p in model.named_parameters() if p.requires_grad and p.grad is None)
+    assert not dead, dead
+
+
 def test_swin_absolute_position_embedding_is_pruned_to_an_empty_buffer_and_still_freezes():
     model = build('Swin', 3, del_stages=0, inner=dict(use_abs_pos_embed=True, frozen_stages=0))
     first, *others = model.branches

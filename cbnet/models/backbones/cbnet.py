@@ -12,7 +12,7 @@ from torch import Tensor
 from ..structures import MultiBranchFeatures
 from .adapters import BackboneAdapter, get_adapter
 from .adapters.base import prune
-from .compositions import Composition, build_composition
+from .compositions import Composition, build_composition, composition_class
 from .pretrained import find_pretrained, load_pretrained_into_branches
 
 
@@ -82,13 +82,13 @@ class CBNet(BaseModule):
                              f'0..{self.num_stages - 1}')
         self.stem_channels, self.stage_in_channels, self.stage_out_channels = self._measure_widths(first)
 
-        #: the lead runs only up to its last returned stage; the assisting branches run all (they feed it)
-        self.lead_last_stage = max(self.out_indices)
+        #: the last stage each branch runs: no stage whose output nobody reads (no parameter without gradient)
+        self.last_stages = self._plan_last_stages(composition_class(composition), share_weights)
         branches = [first]
         if not share_weights:
             branches += [copy.deepcopy(first) for _ in range(num_backbones - 1)]
-            for k in range(1, num_backbones):
-                for name in self._pruned_modules(branches[k], self._last_stage(k)):
+            for k in range(num_backbones):
+                for name in self._pruned_modules(branches[k], k, self.last_stages[k]):
                     prune(branches[k], name)
         self.branches = nn.ModuleList(branches)
 
@@ -125,15 +125,30 @@ class CBNet(BaseModule):
                 m.training = mode
         return in_channels[0], in_channels, out_channels
 
-    def _pruned_modules(self, branch: nn.Module, last_stage: int) -> List[str]:
-        names = list(self.adapter.stem_modules(branch))
-        for i in list(range(self.del_stages)) + list(range(last_stage + 1, self.num_stages)):
+    def _plan_last_stages(self, composition: type, share_weights: bool) -> List[int]:
+        """Per branch, the last stage it runs. Every branch returns ``out_indices`` (assisting branches are
+        supervised too); an assisting branch also runs the stages whose outputs the next branch's connections
+        read (DHLC: all of them; AHLC/SLC/ALLC: none beyond what it returns). The first branch holds the
+        weights every branch copies, so it runs at least as deep as any."""
+        last = [max(self.out_indices)] * self.num_backbones
+        for k in range(self.num_backbones - 2, -1, -1):
+            read = [s for target in range(self.del_stages, last[k + 1] + 1)
+                    for s in composition.sources(target, self.num_stages) if 0 <= s < self.num_stages]
+            last[k] = max([last[k]] + read)
+        last[0] = self.num_stages - 1 if share_weights else max(last)
+        return last
+
+    def _pruned_modules(self, branch: nn.Module, k: int, last_stage: int) -> List[str]:
+        """Branches after the first drop the stem and the first ``del_stages`` stages (they reuse the first
+        branch's); every branch drops the stages after its last one."""
+        names = [] if k == 0 else list(self.adapter.stem_modules(branch))
+        shared = [] if k == 0 else list(range(self.del_stages))
+        for i in shared + list(range(last_stage + 1, self.num_stages)):
             names += self.adapter.stage_modules(branch, i)
         return names
 
     def _last_stage(self, k: int) -> int:
-        """The last stage branch k runs: the lead stops at its last returned stage, the others feed it."""
-        return self.lead_last_stage if k == self.num_backbones - 1 else self.num_stages - 1
+        return self.last_stages[k]
 
     def branch(self, k: int) -> nn.Module:
         return self.branches[0 if self.share_weights else k]
@@ -144,7 +159,7 @@ class CBNet(BaseModule):
         first = self.branch(0)
         h = adapter.run_stem(first, x)
         shared_input, outs = h, []
-        for i in range(self.num_stages):
+        for i in range(self._last_stage(0) + 1):
             if i == self.del_stages:
                 shared_input = h  # what the pruned branches start from
             h, out = adapter.run_stage(first, i, h)

@@ -11,7 +11,8 @@ is what stage ``l`` consumes, the source is the output feature of a stage of the
 - ``ALLC`` (CBNetV1, Adjacent Lower-Level): source ``l-2``.
 
 Sources outside ``0..L-1`` are dropped. New compositions register with ``@COMPOSITIONS.register_module()``
-and override :meth:`Composition.sources`.
+and override the classmethod :meth:`Composition.sources` (a classmethod: the composite backbone reads it
+before it builds the connections, to know how deep each branch must run).
 """
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -114,7 +115,8 @@ class Composition(BaseModule):
                     link[key] = Connection(cin, cout, norm_cfg, bias, identity_if_same_channels and cin == cout)
             self.connections.append(link)
 
-    def sources(self, target: int, num_stages: int) -> List[int]:
+    @classmethod
+    def sources(cls, target: int, num_stages: int) -> List[int]:
         """Stages of the previous branch whose outputs feed the input of ``target``."""
         raise NotImplementedError
 
@@ -150,7 +152,8 @@ class Composition(BaseModule):
 class DHLC(Composition):
     """Dense Higher-Level Composition (CBNetV2): the same and every higher level."""
 
-    def sources(self, target: int, num_stages: int) -> List[int]:
+    @classmethod
+    def sources(cls, target: int, num_stages: int) -> List[int]:
         return list(range(target, num_stages))
 
 
@@ -158,7 +161,8 @@ class DHLC(Composition):
 class AHLC(Composition):
     """Adjacent Higher-Level Composition (CBNetV1 default)."""
 
-    def sources(self, target: int, num_stages: int) -> List[int]:
+    @classmethod
+    def sources(cls, target: int, num_stages: int) -> List[int]:
         return [target]
 
 
@@ -166,7 +170,8 @@ class AHLC(Composition):
 class SLC(Composition):
     """Same-Level Composition (CBNetV1 ablation): the level of the target's input."""
 
-    def sources(self, target: int, num_stages: int) -> List[int]:
+    @classmethod
+    def sources(cls, target: int, num_stages: int) -> List[int]:
         return [target - 1]
 
 
@@ -174,18 +179,25 @@ class SLC(Composition):
 class ALLC(Composition):
     """Adjacent Lower-Level Composition (CBNetV1 ablation)."""
 
-    def sources(self, target: int, num_stages: int) -> List[int]:
+    @classmethod
+    def sources(cls, target: int, num_stages: int) -> List[int]:
         return [target - 2]
 
 
-def build_composition(cfg, **kwargs) -> Composition:
-    """Build from a name (``'DHLC'``) or a dict; the composite fills in the widths and stages."""
-    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
-    name = cfg.pop('type', None)
+def composition_class(cfg) -> type:
+    """The registered class a composition name (``'DHLC'``) or config dict names."""
+    name = cfg if isinstance(cfg, str) else dict(cfg).get('type')
     if name not in COMPOSITIONS.module_dict:
         raise KeyError(f'Unknown composition {name!r}; registered: '
                        f'{", ".join(sorted(COMPOSITIONS.module_dict))}. Register new ones in '
                        'cbnet.models.backbones.COMPOSITIONS.')
+    return COMPOSITIONS.module_dict[name]
+
+
+def build_composition(cfg, **kwargs) -> Composition:
+    """Build from a name (``'DHLC'``) or a dict; the composite fills in the widths and stages."""
+    cls = composition_class(cfg)
+    cfg = {} if isinstance(cfg, str) else {k: v for k, v in dict(cfg).items() if k != 'type'}
     for key, value in kwargs.items():
         cfg.setdefault(key, value)
-    return COMPOSITIONS.module_dict[name](**cfg)
+    return cls(**cfg)
