@@ -18,7 +18,6 @@ def supports_option(cfg: Config, option: str) -> bool:
     """Whether the detector class of ``cfg.model`` takes the CB kind option ``option`` (e.g. branch_batching)."""
     from mmdet.registry import MODELS
 
-    from .. import models  # noqa: F401  (the CB detectors)
     cls = MODELS.get(cfg.model.type)
     return cls is not None and option in getattr(cls, 'kind_options', ())
 

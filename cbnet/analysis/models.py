@@ -46,7 +46,6 @@ def build_model(cfg: Config, device: str = 'cpu') -> nn.Module:
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
-    from .. import models  # noqa: F401  (the CB modules, even if the config does not import cbnet)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(copy.deepcopy(cfg.model))
     return revert_sync_batchnorm(model).to(device)
