@@ -52,6 +52,21 @@ def ensure_toy_data(data_root: str) -> None:
     make_toy_coco(data_root)
 
 
+def _enlarge(instances, scale: int) -> None:
+    """Scale boxes and masks (if any) by ``scale``, like the image they are drawn on."""
+    if hasattr(instances.bboxes, 'rescale_'):  # mmdet box types (HorizontalBoxes)
+        instances.bboxes.rescale_((scale, scale))
+    else:
+        instances.bboxes = instances.bboxes * scale
+    if 'masks' in instances:
+        masks = instances.masks
+        if isinstance(masks, torch.Tensor):  # predictions: (N, H, W) tensors
+            size = (masks.shape[-2] * scale, masks.shape[-1] * scale)
+            instances.masks = torch.nn.functional.interpolate(masks[None].float(), size=size)[0].bool()
+        else:  # ground truth: mmdet BitmapMasks / PolygonMasks
+            instances.masks = masks.rescale(scale)
+
+
 def draw_predictions(runner: Runner, out_dir: str, num_images: int, score_thr: float) -> list:
     """Run the trained model on the first val images and save ground truth | predictions side by side."""
     import mmcv
@@ -73,10 +88,7 @@ def draw_predictions(runner: Runner, out_dir: str, num_images: int, score_thr: f
                 scale = max(1, round(384 / min(image.shape[:2])))
                 image = mmcv.imrescale(image, scale, interpolation='nearest')
                 for instances in (sample.gt_instances, sample.pred_instances):
-                    if hasattr(instances.bboxes, 'rescale_'):  # mmdet box types (HorizontalBoxes)
-                        instances.bboxes.rescale_((scale, scale))
-                    else:
-                        instances.bboxes = instances.bboxes * scale
+                    _enlarge(instances, scale)
                 out_file = osp.join(out_dir, osp.basename(sample.img_path).rsplit('.', 1)[0] + '.png')
                 visualizer.add_datasample(osp.basename(sample.img_path), image, sample, draw_gt=True,
                                           draw_pred=True, show=False, pred_score_thr=score_thr,
@@ -112,7 +124,7 @@ def main() -> None:
 
     hub = runner.message_hub
     metrics = {key: hub.get_scalar(f'val/coco/{key}').current()
-               for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
+               for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP')
                if f'val/coco/{key}' in hub.log_scalars}
     if not metrics:
         raise SystemExit('error: validation produced no COCO bbox metrics')
@@ -124,6 +136,8 @@ def main() -> None:
     print(f'  val bbox mAP          = {metrics.get("bbox_mAP", float("nan")):.3f}')
     print(f'  val bbox mAP@0.5      = {metrics.get("bbox_mAP_50", float("nan")):.3f}')
     print(f'  val bbox mAP@0.75     = {metrics.get("bbox_mAP_75", float("nan")):.3f}')
+    if 'segm_mAP' in metrics:
+        print(f'  val mask mAP          = {metrics["segm_mAP"]:.3f}')
     print(f'  training time         = {train_time / 60:.1f} min ({cfg.train_cfg.max_iters} iterations)')
     print(f'  total time            = {total / 60:.1f} min')
     print(f'  checkpoint            = {osp.join(args.work_dir, f"iter_{cfg.train_cfg.max_iters}.pth")}')
