@@ -1,0 +1,232 @@
+"""Any timm model, through mmpretrain's ``TIMMBackbone`` with ``features_only=True``; skipped without timm.
+
+One adapter for every architecture: the stages come from timm's own description of the features-only model,
+``feature_info`` (``module``, ``reduction``, ``num_chs`` per feature), not from per-architecture code.
+"""
+from typing import List, NamedTuple, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.backbones import TIMMBackbone
+from timm.models import FeatureDictNet
+from timm.models.efficientnet import EfficientNetFeatures
+from timm.models.mobilenetv3 import MobileNetV3Features
+from torch import Tensor
+
+from .base import BackboneAdapter, register_adapter
+
+#: features-only nets whose forward runs their modules one after the other (FeatureListNet is a
+#: FeatureDictNet); the others collect features through hooks or ``forward_intermediates``
+SEQUENTIAL_FEATURE_NETS = (FeatureDictNet, EfficientNetFeatures, MobileNetV3Features)
+#: features finer than this stride belong to the stem (the pyramid of a detector starts at stride 4)
+FIRST_LEVEL_STRIDE = 4
+
+
+class ChannelsLast(NamedTuple):
+    """A stage input of a model whose features are NHWC (timm's Swin and friends, ``output_fmt='NHWC'``)."""
+
+    tensor: Tensor
+
+
+StageInput = Union[Tensor, ChannelsLast]
+
+
+class Layout(NamedTuple):
+    """The features-only net cut into a stem and stages (module names relative to it)."""
+
+    stem: List[str]
+    #: per stage, the modules it runs: those after the previous feature's module, up to its feature's module
+    stages: List[List[str]]
+    #: the timm feature index each stage outputs
+    features: List[int]
+    #: timm features inside the stem (finer than stride 4): not composed, not returned
+    stem_features: List[int]
+    #: modules after the last feature's module (EfficientNetFeatures runs them, nothing reads them): they count
+    #: as the last stage's, so that a branch without it has none of them, and never run
+    trailing: List[str]
+
+
+def _net(backbone: TIMMBackbone) -> nn.Module:
+    return backbone.timm_model
+
+
+def _format(net: nn.Module) -> str:
+    fmt = getattr(net, 'output_fmt', 'NCHW')  # timm's Format enum (a str) on FeatureDictNet, absent elsewhere
+    return getattr(fmt, 'value', fmt)
+
+
+def _units(net: nn.Module) -> List[str]:
+    """The modules the net's forward runs, in order: FeatureDictNet's children (timm already flattened the
+    model's top-level Sequentials into them, ``stages.0`` -> ``stages_0``); the EfficientNet/MobileNetV3
+    feature nets' children with their ``blocks`` Sequential opened."""
+    if isinstance(net, FeatureDictNet):
+        return [name for name, _ in net.named_children()]
+    units = []
+    for name, child in net.named_children():
+        if isinstance(child, nn.Sequential):
+            units += [f'{name}.{sub}' for sub, _ in child.named_children()]
+        else:
+            units.append(name)
+    return units
+
+
+def _unit_of(feature_module: str, units: Sequence[str]) -> str:
+    flattened = feature_module.replace('.', '_')  # FeatureDictNet's rename of a flattened Sequential's child
+    return feature_module if feature_module in units else flattened if flattened in units else ''
+
+
+def layout(backbone: TIMMBackbone) -> Layout:
+    """Stage j = the modules after the previous feature's module up to the module of the j-th feature.
+
+    The stem holds the features finer than stride 4 (ResNet's ``act1``, EfficientNet's ``blocks.0``); where the
+    first feature is already at stride 4 or coarser, the stem is what runs before its module (ConvNeXt's
+    ``stem``, Swin's and PVTv2's ``patch_embed``), or that module itself if it runs first.
+    """
+    net = _net(backbone)
+    units = _units(net)
+    position = {name: p for p, name in enumerate(units)}
+    boundaries = []  # (feature index, position of its module)
+    for f, info in enumerate(net.feature_info.info):
+        unit = _unit_of(info['module'], units)
+        if unit:
+            boundaries.append((f, position[unit]))
+    if not boundaries:
+        raise ValueError(f'timm feature modules {net.feature_info.module_name()} are not among the modules '
+                         f'{units} that the features-only net runs')
+    reductions = [net.feature_info.info[f]['reduction'] for f, _ in boundaries]
+    num_stem = next((n for n, r in enumerate(reductions) if r >= FIRST_LEVEL_STRIDE), len(reductions))
+    if num_stem == 0 and boundaries[0][1] == 0:
+        num_stem = 1  # the first feature's module is the net's first module: it is the stem
+    stem_end = boundaries[num_stem - 1][1] + 1 if num_stem else boundaries[0][1]
+    stages, start = [], stem_end
+    for _, p in boundaries[num_stem:]:
+        stages.append(units[start:p + 1])
+        start = p + 1
+    return Layout(units[:stem_end], stages, [f for f, _ in boundaries[num_stem:]],
+                  [f for f, _ in boundaries[:num_stem]], units[start:])
+
+
+def _tensor(h) -> Tensor:
+    if not isinstance(h, Tensor):
+        raise TypeError(f'a timm module passes a {type(h).__name__} between composite stages; CBNet adds its '
+                        'connections to one feature map per stage input.')
+    return h
+
+
+@register_adapter(TIMMBackbone)
+class TIMMAdapter(BackboneAdapter):
+    """Stem and stages of any timm features-only net from its ``feature_info`` (see :func:`layout`).
+
+    ``out_indices`` are timm's feature indices (``TIMMBackbone(out_indices=...)``), mapped to composite stages:
+    ResNet's ``(1, 2, 3, 4)`` are stages 0-3, ConvNeXt's/Swin's ``(0, 1, 2, 3)`` too. Features that timm
+    returns NHWC (``output_fmt``: Swin, ...) are composed and returned NCHW, which is what mmdet's necks read
+    (the single ``TIMMBackbone`` returns them as timm does). The composite connections are 1x1 convs with bias
+    (no norm: timm models mix BN, LN and GN; give ``composition=dict(type=..., norm_cfg=...)`` for one).
+    Pretrained weights: timm's own state dict through ``pretrained=True,
+    pretrained_cfg_overlay=dict(file=PATH)`` (timm loads it with the model's own key filter before the
+    features-only wrapping), or an mmdet/mmpretrain checkpoint of ``TIMMBackbone`` through ``init_cfg``.
+
+    Supported: nets that timm builds as FeatureListNet/FeatureDictNet (most CNNs and hierarchical
+    transformers: ResNet, RegNet, ConvNeXt, Swin, PVTv2, CSPNet, DenseNet, ...) and its EfficientNet and
+    MobileNetV3 feature nets. Not supported: nets whose features timm collects through hooks or
+    ``forward_intermediates`` (ViT-style models, Xception, NASNet, HRNet, ...): their forward cannot be cut
+    into stages. ``check`` says so.
+    """
+
+    #: 64 px for stride 32: small, and above the smallest map of timm's pooling and strided layers
+    probe_cells = 2
+
+    # -- structure ---------------------------------------------------------------------------------------
+    def num_stages(self, backbone: TIMMBackbone) -> int:
+        return len(layout(backbone).stages)
+
+    def stem_modules(self, backbone: TIMMBackbone) -> List[str]:
+        return [f'timm_model.{name}' for name in layout(backbone).stem]
+
+    def stage_modules(self, backbone: TIMMBackbone, i: int) -> List[str]:
+        plan = layout(backbone)
+        names = plan.stages[i] + (plan.trailing if i == len(plan.stages) - 1 else [])
+        return [f'timm_model.{name}' for name in names]
+
+    def out_indices(self, backbone: TIMMBackbone) -> Tuple[int, ...]:
+        stage_of = {f: j for j, f in enumerate(layout(backbone).features)}
+        return tuple(stage_of[f] for f in _net(backbone).feature_info.out_indices)
+
+    def check(self, backbone: TIMMBackbone) -> None:
+        net = _net(backbone)
+        name = type(net).__name__
+        if not isinstance(net, SEQUENTIAL_FEATURE_NETS) and isinstance(getattr(net, 'feature_info', None), list):
+            raise ValueError('mmpretrain.TIMMBackbone inside CBNet must be built with features_only=True (and the '
+                             'out_indices of the features to return, e.g. (1, 2, 3, 4) for a ResNet).')
+        if not isinstance(net, SEQUENTIAL_FEATURE_NETS) or getattr(net, 'feature_hooks', None) is not None:
+            raise ValueError(
+                f'CBNet cannot cut this timm model into stages: timm builds its features-only net as {name}, which '
+                'collects features through hooks or forward_intermediates instead of running its modules one after '
+                'the other. Supported: timm models built as FeatureListNet/FeatureDictNet (ResNet, RegNet, ConvNeXt, '
+                'Swin, PVTv2, CSPNet, DenseNet, ...) and the EfficientNet/MobileNetV3 feature nets (with the default '
+                "feature_location='bottleneck').")
+        fmt = _format(net)
+        if fmt not in ('NCHW', 'NHWC'):
+            raise ValueError(f'timm features-only net {name} returns {fmt} features; CBNet composes maps (NCHW or '
+                             'NHWC).')
+        plan = layout(backbone)
+        info = net.feature_info.info
+        for f in net.feature_info.out_indices:
+            where = f'timm feature {f} ({info[f]["module"]}, stride {info[f]["reduction"]})'
+            if f in plan.stem_features:
+                raise ValueError(
+                    f'TIMMBackbone inside CBNet: out_indices {tuple(net.feature_info.out_indices)} include {where}, '
+                    f'which lies in the stem (features finer than stride {FIRST_LEVEL_STRIDE} are part of it). '
+                    f'Composite stages return features {plan.features}: drop {f} from out_indices.')
+            if f not in plan.features:
+                raise ValueError(f'{where} is computed inside a module that timm runs as one piece; CBNet cannot '
+                                 'return it.')
+
+    def total_stride(self, backbone: TIMMBackbone) -> int:
+        net = _net(backbone)
+        return net.feature_info.info[layout(backbone).features[-1]]['reduction']
+
+    def probe_size(self, backbone: TIMMBackbone) -> int:
+        cfg = getattr(_net(backbone), 'pretrained_cfg', None) or {}
+        if cfg.get('fixed_input_size'):  # e.g. Swin with its default strict_img_size=True: only that size runs
+            return int(cfg['input_size'][-1])
+        return super().probe_size(backbone)
+
+    # -- computation -------------------------------------------------------------------------------------
+    @staticmethod
+    def _channels_last(backbone: TIMMBackbone) -> bool:
+        return _format(_net(backbone)) == 'NHWC'
+
+    @staticmethod
+    def _run(backbone: TIMMBackbone, names: Sequence[str], x):
+        net = _net(backbone)
+        for k, name in enumerate(names):
+            module = net.get_submodule(name)
+            if k == 0 and getattr(module, 'inplace', False) is True:
+                x = x.clone()  # a stage input is shared with the other branches: an in-place op must not touch it
+            x = module(x)
+        return x
+
+    def run_stem(self, backbone: TIMMBackbone, x: Tensor) -> StageInput:
+        x = self._run(backbone, layout(backbone).stem, x)
+        return ChannelsLast(x) if self._channels_last(backbone) else x
+
+    def run_stage(self, backbone: TIMMBackbone, i: int, h: StageInput) -> Tuple[StageInput, Tensor]:
+        x = self._run(backbone, layout(backbone).stages[i], h.tensor if isinstance(h, ChannelsLast) else h)
+        out = x
+        if isinstance(out, (tuple, list)):  # what FeatureDictNet returns for a module's tuple output
+            out = torch.cat(out, 1) if getattr(_net(backbone), 'concat', False) else out[0]
+        if self._channels_last(backbone):
+            return ChannelsLast(x), out.permute(0, 3, 1, 2)
+        return x, out
+
+    def input_size(self, h: StageInput) -> Tuple[int, int]:
+        return tuple(h.tensor.shape[1:3]) if isinstance(h, ChannelsLast) else tuple(_tensor(h).shape[-2:])
+
+    def input_channels(self, h: StageInput) -> int:
+        return h.tensor.shape[-1] if isinstance(h, ChannelsLast) else _tensor(h).shape[1]
+
+    def add_to_input(self, h: StageInput, delta: Tensor) -> StageInput:
+        if isinstance(h, ChannelsLast):
+            return ChannelsLast(h.tensor + delta.permute(0, 2, 3, 1))
+        return h + delta
