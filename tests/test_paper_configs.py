@@ -8,6 +8,7 @@ downloaded.
 import gc
 import glob
 import os.path as osp
+import re
 from typing import Optional
 
 import pytest
@@ -36,11 +37,11 @@ PAPER_PARAMS_M = {
     'dual_swin_b_htc_4conv1fc.py': 235,
     'dual_swin_l_htc.py': 453,
 }
-#: configs that also predict a 1x3x128x128 image in eval mode: two-stage, single-stage, Triple, cascade with masks,
+#: configs that also predict a 1x3x128x128 image (DINO: 256x256) in eval mode: two-stage, single-stage, Triple, cascade with masks,
 #: HTC with its semantic branch; ResNet, Res2Net with DCN, ConvNeXt and Swin backbones
 FORWARD = {
     'dual_r50_faster_rcnn.py', 'triple_r50_faster_rcnn.py', 'dual_r50_atss.py', 'dual_res2net101_dcn_cascade_rcnn.py',
-    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py'
+    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_r50_dino.py', 'dual_cspnext_l_rtmdet.py'
 }
 #: builds (+ predicts) that take more than ~15 s on 2 loaded cores
 SLOW = {
@@ -70,6 +71,13 @@ def build(name: str):
         f'{name} must import cbnet (custom_imports)'
     strip_pretrained(cfg.model)
     return cfg, MODELS.build(cfg.model)
+
+
+def header_count(name: str) -> Optional[float]:
+    """The parameter count a config's header states (``Measured: 75.58M parameters``), if it states one."""
+    with open(osp.join(CONFIG_DIR, name)) as f:
+        found = re.search(r'Measured: ([0-9.]+)M parameters', f.read())
+    return float(found.group(1)) if found else None
 
 
 def within(count: int, paper_m: Optional[float]) -> bool:
@@ -117,10 +125,14 @@ def test_paper_config(name):
         print(f'\n{name}: {count / 1e6:.2f}M parameters ({paper})')
         assert within(count, paper_m), \
             f'{name}: {count / 1e6:.2f}M parameters, more than {TOLERANCE:.0%} from the paper\'s {paper_m}M'
+        stated = header_count(name)
+        assert stated is None or abs(count / 1e6 - stated) < 0.006, \
+            f'{name}: its header says {stated}M parameters, the model has {count / 1e6:.2f}M'
 
         if name in FORWARD:
             model.eval()
-            batch = tiny_batch(model, batch_size=1, size=128, training=False)
+            # DINO selects its 900 queries among the encoder's tokens: 256 px gives enough of them
+            batch = tiny_batch(model, batch_size=1, size=256 if 'dino' in name else 128, training=False)
             with torch.no_grad():
                 results = model.predict(batch['inputs'], batch['data_samples'])
             assert len(results) == 1
