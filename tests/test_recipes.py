@@ -124,6 +124,8 @@ MMDET_RECIPE: Dict[str, tuple] = {
              constructor='CBLearningRateDecayOptimizerConstructor')),
     'dual_cspnext_l_rtmdet.py': ('mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
                                  dict(_DUAL, detector='CBRTMDet', backbone='CBNet')),
+    'dual_hrnet_w32_cascade_rcnn.py': ('mmdet::hrnet/cascade-rcnn_hrnetv2p-w32-20e_coco.py',
+                                       dict(_DUAL, detector='CBCascadeRCNN', backbone='CBNet', assist_proposals='lead')),
     'dual_r50_dino.py': ('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
                          dict(_DUAL, detector='CBDINO', backbone='CBResNet', lr_mult=_with_composition_at_full_lr)),
     'dual_swin_l_dino.py': ('mmdet::dino/dino-5scale_swin-l_8xb2-36e_coco.py',
