@@ -232,8 +232,6 @@ def test_cbnetify_leaves_its_input_alone_and_takes_per_branch_weights():
     ('glip/glip_atss_swin-t_a_fpn_dyhead_pretrain_obj365.py', "language model 'bert-base-uncased'.*offline"),
     ('grounding_dino/grounding_dino_r50_scratch_8xb2_1x_coco.py', "language model 'bert-base-uncased'"),
     ('tridentnet/tridentnet_r50-caffe_1x_coco.py', 'TridentNet multiplies the batch'),
-    ('hrnet/faster-rcnn_hrnetv2p-w18-1x_coco.py', "'HRNet' is not supported"),
-    ('pvt/retinanet_pvt-t_fpn_1x_coco.py', "'PyramidVisionTransformer' is not supported"),
     ('soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py', 'semi-supervised wrapper'),
 ])
 def test_refusals_say_why(rel, reason):
