@@ -14,9 +14,11 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub
 
 from cbnet.models.backbones.adapters import get_adapter
+from cbnet.models.backbones.adapters.timm import sequential_feature_nets
 from cbnet.testing import images, mmdet_config, shrink_detector, tiny_batch
 from cbnet.testing.backbone_cases.hrnet import tiny_extra
 from cbnet.testing.backbones import perturb_connections, torch_threads
+from cbnet.testing.timm_models import check_timm_model, timm_backbone
 from tests.test_cnn_families import consumer_of, cpu_model, fit_in_channels, run_cli, unscoped
 
 _PVT = dict(embed_dims=8, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], mlp_ratios=[2, 2, 2, 2])
@@ -159,3 +161,22 @@ def test_timm_models_the_composite_cannot_cut_are_refused_with_what_to_change(in
     with pytest.raises(ValueError, match=match):
         MODELS.build(dict(type='CBNet', backbone=inner))
     MODELS.build(inner)  # the single TIMMBackbone accepts them: the refusal is CBNet's
+
+
+def _timm_test_models():
+    import timm
+    return timm.list_models('test_*')  # timm's own tiny variants of its families, for its tests
+
+
+@pytest.mark.parametrize('name', _timm_test_models())
+def test_every_timm_test_model_is_composed_exactly_or_refused_for_its_feature_net(name):
+    """Generated from timm's registry: a model composes exactly (zero init: the single model's features in every
+    branch; moved connections train every parameter the single model trains) unless timm collects its features
+    in a way that cannot be cut into stages, and then CBNet says so."""
+    result = check_timm_model(name)
+    if result['status'] == 'refused':
+        net = MODELS.build(timm_backbone(name)).timm_model
+        assert not isinstance(net, sequential_feature_nets()), result['reason']
+        assert f'builds its features-only net as {type(net).__name__}' in result['reason']
+    else:
+        assert result['status'] == 'ok', result

@@ -3,21 +3,36 @@
 One adapter for every architecture: the stages come from timm's own description of the features-only model,
 ``feature_info`` (``module``, ``reduction``, ``num_chs`` per feature), not from per-architecture code.
 """
+import functools
+import importlib.util
 from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmpretrain.models.backbones import TIMMBackbone
-from timm.models import FeatureDictNet
-from timm.models.efficientnet import EfficientNetFeatures
-from timm.models.mobilenetv3 import MobileNetV3Features
 from torch import Tensor
 
 from .base import BackboneAdapter, register_adapter
 
-#: features-only nets whose forward runs their modules one after the other (FeatureListNet is a
-#: FeatureDictNet); the others collect features through hooks or ``forward_intermediates``
-SEQUENTIAL_FEATURE_NETS = (FeatureDictNet, EfficientNetFeatures, MobileNetV3Features)
+if importlib.util.find_spec('timm') is None:  # TIMMBackbone cannot be built: the family is not supported
+    raise ModuleNotFoundError("No module named 'timm'", name='timm')
+
+
+@functools.lru_cache(maxsize=None)
+def sequential_feature_nets() -> tuple:
+    """Features-only nets whose forward runs their modules one after the other (FeatureListNet is a
+    FeatureDictNet); the others collect features through hooks or ``forward_intermediates``. timm is imported
+    here, when a TIMMBackbone is adapted, not with cbnet (it takes a third of a second)."""
+    from timm.models import FeatureDictNet
+    from timm.models.efficientnet import EfficientNetFeatures
+    from timm.models.mobilenetv3 import MobileNetV3Features
+    return FeatureDictNet, EfficientNetFeatures, MobileNetV3Features
+
+
+def _is_feature_dict_net(net: nn.Module) -> bool:
+    return isinstance(net, sequential_feature_nets()[0])
+
+
 #: features finer than this stride belong to the stem (the pyramid of a detector starts at stride 4)
 FIRST_LEVEL_STRIDE = 4
 
@@ -59,7 +74,7 @@ def _units(net: nn.Module) -> List[str]:
     """The modules the net's forward runs, in order: FeatureDictNet's children (timm already flattened the
     model's top-level Sequentials into them, ``stages.0`` -> ``stages_0``); the EfficientNet/MobileNetV3
     feature nets' children with their ``blocks`` Sequential opened."""
-    if isinstance(net, FeatureDictNet):
+    if _is_feature_dict_net(net):
         return [name for name, _ in net.named_children()]
     units = []
     for name, child in net.named_children():
@@ -108,8 +123,8 @@ def layout(backbone: TIMMBackbone) -> Layout:
 
 def _tensor(h) -> Tensor:
     if not isinstance(h, Tensor):
-        raise TypeError(f'a timm module passes a {type(h).__name__} between composite stages; CBNet adds its '
-                        'connections to one feature map per stage input.')
+        raise ValueError(f'a timm module passes a {type(h).__name__} between composite stages; CBNet adds its '
+                         'connections to one feature map per stage input, so it cannot compose this model.')
     return h
 
 
@@ -155,10 +170,10 @@ class TIMMAdapter(BackboneAdapter):
     def check(self, backbone: TIMMBackbone) -> None:
         net = _net(backbone)
         name = type(net).__name__
-        if not isinstance(net, SEQUENTIAL_FEATURE_NETS) and isinstance(getattr(net, 'feature_info', None), list):
+        if not isinstance(net, sequential_feature_nets()) and isinstance(getattr(net, 'feature_info', None), list):
             raise ValueError('mmpretrain.TIMMBackbone inside CBNet must be built with features_only=True (and the '
                              'out_indices of the features to return, e.g. (1, 2, 3, 4) for a ResNet).')
-        if not isinstance(net, SEQUENTIAL_FEATURE_NETS) or getattr(net, 'feature_hooks', None) is not None:
+        if not isinstance(net, sequential_feature_nets()) or getattr(net, 'feature_hooks', None) is not None:
             raise ValueError(
                 f'CBNet cannot cut this timm model into stages: timm builds its features-only net as {name}, which '
                 'collects features through hooks or forward_intermediates instead of running its modules one after '
@@ -187,10 +202,30 @@ class TIMMAdapter(BackboneAdapter):
         return net.feature_info.info[layout(backbone).features[-1]]['reduction']
 
     def probe_size(self, backbone: TIMMBackbone) -> int:
-        cfg = getattr(_net(backbone), 'pretrained_cfg', None) or {}
-        if cfg.get('fixed_input_size'):  # e.g. Swin with its default strict_img_size=True: only that size runs
+        """timm's fixed input size where the model has one (Swin with ``strict_img_size=True``), else the
+        smallest of 2, 4, 8 cells of the total stride at which the net runs: models with unpadded convs
+        (Inception) need more than 64 px, halo attention maps divisible by its block size. Trying costs a
+        forward of the net at that size (no gradient, eval mode, the modes restored)."""
+        net = _net(backbone)
+        cfg = getattr(net, 'pretrained_cfg', None) or {}
+        if cfg.get('fixed_input_size'):
             return int(cfg['input_size'][-1])
-        return super().probe_size(backbone)
+        sizes = [cells * self.total_stride(backbone) for cells in (self.probe_cells, 4, 8)]
+        modes = [m.training for m in net.modules()]
+        net.eval()
+        try:
+            param = next(net.parameters())
+            for size in sizes[:-1]:
+                try:
+                    with torch.no_grad():
+                        net(torch.zeros(1, 3, size, size, dtype=param.dtype, device=param.device))
+                    return size
+                except (RuntimeError, AssertionError):  # a kernel larger than a map; timm's shape asserts
+                    continue
+            return sizes[-1]
+        finally:
+            for m, mode in zip(net.modules(), modes):
+                m.training = mode
 
     # -- computation -------------------------------------------------------------------------------------
     @staticmethod
