@@ -22,6 +22,10 @@ class PVTAdapter(BackboneAdapter):
     stage. Position embeddings are resized to any map by PVT itself (bilinear), so the probe has no fixed size;
     it is bounded by the spatial-reduction convs instead (kernel = stride = ``sr_ratios[i]`` on stage i's
     map). PVT has no ``frozen_stages``, ``norm_eval`` or ``with_cp``; drop path holds in every branch.
+
+    With ``out_indices`` short of the last stage, the last stage a branch runs still embeds the next stage's
+    patches, which nothing reads (the single PVT runs its unreturned stages too): that patch embedding gets no
+    gradient, so DDP then needs ``find_unused_parameters`` (as for the single PVT).
     """
 
     def num_stages(self, backbone: PyramidVisionTransformer) -> int:
