@@ -23,6 +23,7 @@ from cbnet import CBNetifyError, cbnetify
 from cbnet.models.detectors import CB_DETECTORS
 from cbnet.testing import mmdet_config, tiny_batch
 from cbnet.testing.zoo import copy_plain_weights, plain_parameter_name, tiny_zoo_detector, zoo_config_for
+from cbnet.testing.zoo_sweep import batch_needs
 
 #: classes that cannot even be built offline
 UNBUILDABLE = {
@@ -36,6 +37,7 @@ EXTRA_CONFIGS = {
                      'faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py'],
     'CBMaskRCNN': ['mask_rcnn/mask-rcnn_r50-caffe-c4_1x_coco.py'],
     'CBMask2Former': ['mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'],
+    'CBRTMDet': ['rtmdet/rtmdet-ins_s_8xb32-300e_coco.py'],  # its head turns the gt masks into tensors in place
 }
 #: image side per class where 64 px is too small (mmcv's CPU deformable conv needs >= 3x3 maps, DDOD runs one
 #: on the stride-128 level)
@@ -101,10 +103,8 @@ def _keep_query_boxes_in_the_image(detector) -> None:
 
 def _needs(model_cfg) -> dict:
     """What the detector's data samples must carry: masks, semantic maps (with their heads)."""
-    text = str(model_cfg)
-    panoptic = 'num_stuff_classes' in text and "'num_stuff_classes': 0" not in text
-    return dict(with_mask="'mask_head'" in text or "'panoptic_head'" in text,
-                with_semantic="'semantic_head'" in text or panoptic)
+    needs = batch_needs(model_cfg)
+    return dict(with_mask=needs['with_mask'], with_semantic=needs['with_semantic'])
 
 
 def _batch(model, name: str, needs: dict, training: bool, seed: int = 0):

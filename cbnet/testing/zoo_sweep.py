@@ -239,7 +239,7 @@ def batch_needs(model_cfg: dict) -> dict:
     """What the data samples of ``model_cfg`` must carry: masks, semantic maps, proposals, class count."""
     text = str(model_cfg)
     panoptic = 'num_stuff_classes' in text and "'num_stuff_classes': 0" not in text
-    return dict(with_mask="'mask_head'" in text or "'panoptic_head'" in text,
+    return dict(with_mask=any(key in text for key in ("'mask_head'", "'panoptic_head'", "'loss_mask'")),
                 with_semantic="'semantic_head'" in text or panoptic,
                 num_classes=max(2, _num_classes(model_cfg)))
 
@@ -431,7 +431,9 @@ def _quiet():
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)
-    MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD reads the epoch that a Runner sets
+    hub = MessageHub.get_current_instance()  # a Runner sets these; TOOD reads the epoch, BoxInst the iteration
+    hub.update_info('epoch', 0)
+    hub.update_info('iter', 0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')

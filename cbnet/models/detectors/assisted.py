@@ -12,6 +12,7 @@ lead's proposals): it is a subclass of the mixin registered with :func:`register
 detector's ``loss``.
 """
 import contextlib
+import copy
 import inspect
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -111,9 +112,11 @@ class AssistedDetectorMixin:
                 for branch in feats.branches]
 
     def branch_loss(self, feats, batch_inputs: Tensor, batch_data_samples) -> dict:
-        """The base detector's own ``loss`` on one branch's (neck) features."""
+        """The base detector's own ``loss`` on one branch's (neck) features, with its own copy of the data
+        samples: some heads convert the ground truth in place (RTMDet-Ins turns its masks into tensors), which
+        the next branch would otherwise receive."""
         with self._features(feats):
-            return super().loss(batch_inputs, batch_data_samples)
+            return super().loss(batch_inputs, copy.deepcopy(batch_data_samples))
 
     def predict(self, batch_inputs: Tensor, batch_data_samples, rescale: bool = True):
         with self._features(_lead(self.extract_feat(batch_inputs))):
