@@ -1,42 +1,41 @@
 # Copyright (c) cbnet contributors. All rights reserved.
 """What does a composite backbone cost over K copies of the backbone? Single vs Dual vs Triple.
 
-    python benchmarks/backbone_overhead.py [--families r50 swin_t convnext_t] [--rounds 5]
+    python benchmarks/backbone_overhead.py [--families r50 swin_t ...] [--rounds 5]
         [--shape 320 320] [--batch 2] [--device cpu] [--out-dir benchmarks/results]
 
-For R50, Swin-T and ConvNeXt-T (and a ``frozen_stages=1`` R50 pair, the detection default) this
-builds the single backbone and ``CBNet`` with K = 2 and 3 around it, and measures
+For R50, Swin-T, ConvNeXt-T, CSPNeXt-L (RTMDet-L's), HRNet-W32 and timm's ResNet-50 (through mmpretrain's
+``TIMMBackbone``: the generic timm adapter beside mmdet's own ResNet) (and a ``frozen_stages=1`` R50 pair, the
+detection default) this builds the single backbone and ``CBNet`` with K = 2 and 3 around it, and measures
 - params, and forward FLOPs (mmengine's FlopAnalyzer, train-mode forward of all branches, 1
   multiply-add = 1 FLOP; element-wise additions are not counted),
 - the time of forward + backward in train mode (loss = sum of the means of all branches'
   outputs), batch 2, 320x320: warm-up once, then ``--rounds`` rounds in which the variants of a
   family run one after the other (alternating, so that load from other processes hits all of them
   alike); the minimum over rounds is reported (the least disturbed run).
-Goals (issue 3): all stages trainable, Dual/single time ratio within 4% of the Dual/single FLOPs
-ratio (the composition adds no avoidable cost); ``frozen_stages=1`` Dual R50 <= 2.18x single R50.
+Goals: all stages trainable, Dual/single time ratio within 4% of the Dual/single FLOPs ratio (the
+composition adds no avoidable cost); ``frozen_stages=1`` Dual R50 <= 2.18x single R50.
 Writes ``backbone_overhead.json`` and ``backbone_overhead.md`` to ``--out-dir``.
 """
 from __future__ import annotations
-
 import argparse
 import copy
 import datetime
+import importlib.util
 import json
 import os
 import os.path as osp
 import sys
-import time
 from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
-                            'analysis_tools'))
-import model_stats  # noqa: E402
+from cbnet.analysis import count_flops_module, environment, flatten_tensors, time_once, versions_line
+from cbnet.utils.configs import strip_pretrained
 
-TIMERS = dict(cpu='CPU time of this process (time.process_time), single-threaded unless stated',
-              wall='wall clock, CUDA synchronised')
+TIMER_NOTES = dict(cpu='CPU time of this process (time.process_time), single-threaded unless stated',
+                   wall='wall clock, CUDA synchronised')
 TIME_GOAL = 0.04          # |time ratio / FLOPs ratio - 1| for all-trainable Dual
 FROZEN_DUAL_GOAL = 2.18   # frozen_stages=1 Dual R50 / single R50, the official code's ratio
 
@@ -54,6 +53,19 @@ BACKBONES: Dict[str, dict] = {
     'r50_frozen1': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
                         frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True),
                         norm_eval=True, style='pytorch'),
+    # RTMDet-L's backbone (SyncBN there), returning stage2..stage4 as RTMDet does
+    'cspnext_l': dict(type='CSPNeXt', arch='P5', expand_ratio=0.5, deepen_factor=1, widen_factor=1,
+                      channel_attention=True, norm_cfg=dict(type='BN'), act_cfg=dict(type='SiLU', inplace=True)),
+    'hrnet_w32': dict(type='HRNet', norm_eval=False, extra=dict(
+        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(4, ), num_channels=(64, )),
+        stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(4, 4), num_channels=(32, 64)),
+        stage3=dict(num_modules=4, num_branches=3, block='BASIC', num_blocks=(4, 4, 4),
+                    num_channels=(32, 64, 128)),
+        stage4=dict(num_modules=3, num_branches=4, block='BASIC', num_blocks=(4, 4, 4, 4),
+                    num_channels=(32, 64, 128, 256)))),
+    # timm's ResNet-50 through the generic timm adapter: the same network as 'r50'
+    'timm_resnet50': dict(type='mmpretrain.TIMMBackbone', model_name='resnet50', features_only=True,
+                          pretrained=False, out_indices=(1, 2, 3, 4)),
 }
 
 
@@ -66,11 +78,10 @@ def backbone_cfg(family: str, num_backbones: int) -> dict:
 
 
 def build(cfg: dict, device: str) -> nn.Module:
-    import cbnet  # noqa: F401
-    from mmengine.registry import init_default_scope
     from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
-    model_stats.disable_pretrained(cfg)
+    strip_pretrained(cfg)
     model = MODELS.build(cfg).to(device)
     model.train()
     return model
@@ -79,23 +90,18 @@ def build(cfg: dict, device: str) -> nn.Module:
 def fwd_bwd(model: nn.Module, x: torch.Tensor) -> None:
     """Forward + backward of the sum of the means of every output of every branch."""
     model.zero_grad(set_to_none=True)
-    loss = sum(t.float().mean() for t in model_stats.flatten_tensors(model(x)))
+    loss = sum(t.float().mean() for t in flatten_tensors(model(x)))
     loss.backward()
 
 
-def time_once(model: nn.Module, x: torch.Tensor, device: str, timer: str) -> float:
+def time_fwd_bwd(model: nn.Module, x: torch.Tensor, device: str, timer: str) -> float:
     """Seconds of one forward + backward: wall clock, or this process' CPU time.
 
     On a shared CPU machine wall time mostly measures the other jobs; the CPU time of a
     single-threaded run counts only this process' work (cache and memory-bandwidth contention
     still leak in, so the minimum over rounds is still taken).
     """
-    clock = time.process_time if timer == 'cpu' else time.perf_counter
-    model_stats._sync(device)
-    start = clock()
-    fwd_bwd(model, x)
-    model_stats._sync(device)
-    return clock() - start
+    return time_once(lambda: fwd_bwd(model, x), device, timer)
 
 
 def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, device: str,
@@ -106,15 +112,15 @@ def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, d
     for k, model in models.items():
         params = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        flops = model_stats.count_flops_module(model, x[:1])
+        flops = count_flops_module(model, x[:1])
         rows.append(dict(family=family, num_backbones=k, params=params,
                          trainable_params=trainable, flops_per_image=flops, times_s=[]))
         log(f'{family} K={k}: {params / 1e6:.2f}M params, {flops / 1e9:.2f} GFLOPs/img')
     for k, model in models.items():  # warm-up (allocator, lazily built state)
-        time_once(model, x, device, timer)
+        time_fwd_bwd(model, x, device, timer)
     for r in range(rounds):
         for row, model in zip(rows, models.values()):
-            row['times_s'].append(time_once(model, x, device, timer))
+            row['times_s'].append(time_fwd_bwd(model, x, device, timer))
         log(f'{family} round {r + 1}/{rounds}: ' +
             ', '.join(f"K={row['num_backbones']} {row['times_s'][-1]:.3f}s" for row in rows))
     base = rows[0]
@@ -128,7 +134,7 @@ def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, d
 
 
 def judge(rows: List[Dict[str, Any]]) -> List[str]:
-    """The issue's goals, checked against the measurements."""
+    """The goals, checked against the measurements."""
     verdicts = []
     for row in rows:
         if row['num_backbones'] == 1:
@@ -161,10 +167,8 @@ def markdown(result: Dict[str, Any]) -> str:
         + (f", GPU {env['gpu']}" if 'gpu' in env else '') + f", device `{result['device']}`. "
         f"Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}"
         ' (the machine is shared with other jobs; times are the minimum over rounds).', '',
-        'Versions: ' + ', '.join(f'{k} {env[k]}' for k in
-                                 ('python', 'torch', 'mmcv', 'mmengine', 'mmdet', 'mmpretrain',
-                                  'git') if k in env), '',
-        f"Timer: {TIMERS[result['timer']]}.", '',
+        'Versions: ' + versions_line(env) + (f", timm {env['timm']}" if env.get('timm') else ''), '',
+        f"Timer: {TIMER_NOTES[result['timer']]}.", '',
         f"Train mode, batch {result['batch']}, {result['shape'][0]}x{result['shape'][1]}, "
         'forward + backward of the sum of all branch outputs\' means; FLOPs: forward, per image, '
         'mmengine FlopAnalyzer (1 multiply-add = 1 FLOP; element-wise adds not counted).', '',
@@ -182,9 +186,24 @@ def markdown(result: Dict[str, Any]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def available_families() -> List[str]:
+    """The families that can be built here: a timm model needs timm (e.g. on a CUDA machine without it)."""
+    has_timm = importlib.util.find_spec('timm') is not None
+    return [f for f in BACKBONES if has_timm or BACKBONES[f]['type'] != 'mmpretrain.TIMMBackbone']
+
+
+def timm_version() -> Dict[str, str]:
+    try:
+        import timm
+    except ImportError:
+        return {}
+    return dict(timm=timm.__version__)
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--families', nargs='+', default=list(BACKBONES), choices=list(BACKBONES))
+    parser.add_argument('--families', nargs='+', default=available_families(), choices=list(BACKBONES),
+                        help='default: every family whose packages are installed (timm for timm_*)')
     parser.add_argument('--num-backbones', type=int, nargs='+', default=[1, 2, 3],
                         help='K values to compare; the first is the baseline (default 1 2 3)')
     parser.add_argument('--rounds', type=int, default=5)
@@ -220,7 +239,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python benchmarks/backbone_overhead.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
-        environment=model_stats.environment(), device=args.device, shape=args.shape,
+        environment=dict(environment(), **timm_version()), device=args.device, shape=args.shape,
         batch=args.batch, rounds=args.rounds, timer=timer, loadavg_before=loadavg_before,
         loadavg_after=[round(v, 2) for v in os.getloadavg()], rows=rows)
     result['verdicts'] = judge(rows)
