@@ -14,8 +14,9 @@ MMCV_VERSION ?= 2.1.0
 MMCV_WHEEL_DIR ?= $(HOME)/.cache/cbnet/mmcv-wheels/torch-$(TORCH_VERSION)
 STAMPS := $(VENV)/.stamps
 PYTEST_ARGS ?=
+LINT_PATHS := cbnet tools tests benchmarks configs setup.py
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test lint format clean-venv
 
 install: $(STAMPS)/cbnet
 
@@ -40,7 +41,7 @@ $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION): $(STAMPS)/torch-$(TORCH_V
 		{ echo "ERROR: mmcv was installed WITHOUT its compiled ops (mmcv._ext). Delete $(MMCV_WHEEL_DIR) and run make install again." >&2; exit 1; }
 	rm -f $(STAMPS)/mmcv-* && touch $@
 
-$(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requirements/pinned.txt requirements/tests.txt requirements/optional.txt setup.py
+$(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requirements/pinned.txt requirements/tests.txt requirements/optional.txt setup.py pyproject.toml MANIFEST.in
 	$(PIP) install -q -r requirements/pinned.txt -r requirements/tests.txt -r requirements/optional.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	@$(PY) -c "import mmcv._ext, mmdet, mmpretrain, cbnet; print('cbnet', cbnet.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__)"
@@ -49,8 +50,18 @@ $(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requireme
 demo: install
 	$(PY) tools/misc/demo.py
 
-test: install
+test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the checks of .pre-commit-config.yaml, with the versions requirements/tests.txt pins
+lint: install
+	$(PY) -m isort --check-only --diff $(LINT_PATHS)
+	$(PY) -m yapf --diff --recursive $(LINT_PATHS)
+	$(PY) -m flake8 $(LINT_PATHS)
+
+format: install
+	$(PY) -m isort $(LINT_PATHS)
+	$(PY) -m yapf --in-place --recursive $(LINT_PATHS)
 
 clean-venv:
 	rm -rf $(VENV)

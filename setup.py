@@ -56,7 +56,10 @@ setup(
     python_requires='>=3.8',
     packages=find_packages(exclude=('tests', 'tests.*', 'tools', 'configs', 'benchmarks')),
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt'), 'optional': read_requirements('optional.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'optional': read_requirements('optional.txt')
+    },
     cmdclass={'build_py': BuildPyWithMim},
     license='Apache-2.0',
     zip_safe=False,

@@ -34,38 +34,87 @@ import torch.nn as nn
 from cbnet.analysis import count_flops_module, environment, flatten_tensors, time_once, versions_line
 from cbnet.utils.configs import strip_pretrained
 
-TIMER_NOTES = dict(cpu='CPU time of this process (time.process_time), single-threaded unless stated',
-                   wall='wall clock, CUDA synchronised')
-TIME_GOAL = 0.04          # |time ratio / FLOPs ratio - 1| for all-trainable Dual
-FROZEN_DUAL_GOAL = 2.18   # frozen_stages=1 Dual R50 / single R50, the official code's ratio
+TIMER_NOTES = dict(
+    cpu='CPU time of this process (time.process_time), single-threaded unless stated',
+    wall='wall clock, CUDA synchronised')
+TIME_GOAL = 0.04  # |time ratio / FLOPs ratio - 1| for all-trainable Dual
+FROZEN_DUAL_GOAL = 2.18  # frozen_stages=1 Dual R50 / single R50, the official code's ratio
 
 BACKBONES: Dict[str, dict] = {
-    'r50': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
-                frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
-                style='pytorch'),
-    'swin_t': dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
-                   num_heads=[3, 6, 12, 24], window_size=7, mlp_ratio=4, qkv_bias=True,
-                   drop_rate=0., attn_drop_rate=0., drop_path_rate=0., patch_norm=True,
-                   out_indices=(0, 1, 2, 3), with_cp=False, convert_weights=True),
-    'convnext_t': dict(type='mmpretrain.ConvNeXt', arch='tiny', out_indices=(0, 1, 2, 3),
-                       drop_path_rate=0., gap_before_final_norm=False),
+    'r50':
+    dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        style='pytorch'),
+    'swin_t':
+    dict(
+        type='SwinTransformer',
+        embed_dims=96,
+        depths=[2, 2, 6, 2],
+        num_heads=[3, 6, 12, 24],
+        window_size=7,
+        mlp_ratio=4,
+        qkv_bias=True,
+        drop_rate=0.,
+        attn_drop_rate=0.,
+        drop_path_rate=0.,
+        patch_norm=True,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        convert_weights=True),
+    'convnext_t':
+    dict(
+        type='mmpretrain.ConvNeXt',
+        arch='tiny',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.,
+        gap_before_final_norm=False),
     # The detection default: stem + first stage frozen, BN statistics frozen.
-    'r50_frozen1': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
-                        frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True),
-                        norm_eval=True, style='pytorch'),
+    'r50_frozen1':
+    dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        style='pytorch'),
     # RTMDet-L's backbone (SyncBN there), returning stage2..stage4 as RTMDet does
-    'cspnext_l': dict(type='CSPNeXt', arch='P5', expand_ratio=0.5, deepen_factor=1, widen_factor=1,
-                      channel_attention=True, norm_cfg=dict(type='BN'), act_cfg=dict(type='SiLU', inplace=True)),
-    'hrnet_w32': dict(type='HRNet', norm_eval=False, extra=dict(
-        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(4, ), num_channels=(64, )),
-        stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(4, 4), num_channels=(32, 64)),
-        stage3=dict(num_modules=4, num_branches=3, block='BASIC', num_blocks=(4, 4, 4),
-                    num_channels=(32, 64, 128)),
-        stage4=dict(num_modules=3, num_branches=4, block='BASIC', num_blocks=(4, 4, 4, 4),
-                    num_channels=(32, 64, 128, 256)))),
+    'cspnext_l':
+    dict(
+        type='CSPNeXt',
+        arch='P5',
+        expand_ratio=0.5,
+        deepen_factor=1,
+        widen_factor=1,
+        channel_attention=True,
+        norm_cfg=dict(type='BN'),
+        act_cfg=dict(type='SiLU', inplace=True)),
+    'hrnet_w32':
+    dict(
+        type='HRNet',
+        norm_eval=False,
+        extra=dict(
+            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(4, ), num_channels=(64, )),
+            stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(4, 4), num_channels=(32, 64)),
+            stage3=dict(num_modules=4, num_branches=3, block='BASIC', num_blocks=(4, 4, 4), num_channels=(32, 64, 128)),
+            stage4=dict(
+                num_modules=3, num_branches=4, block='BASIC', num_blocks=(4, 4, 4, 4),
+                num_channels=(32, 64, 128, 256)))),
     # timm's ResNet-50 through the generic timm adapter: the same network as 'r50'
-    'timm_resnet50': dict(type='mmpretrain.TIMMBackbone', model_name='resnet50', features_only=True,
-                          pretrained=False, out_indices=(1, 2, 3, 4)),
+    'timm_resnet50':
+    dict(
+        type='mmpretrain.TIMMBackbone',
+        model_name='resnet50',
+        features_only=True,
+        pretrained=False,
+        out_indices=(1, 2, 3, 4)),
 }
 
 
@@ -104,8 +153,8 @@ def time_fwd_bwd(model: nn.Module, x: torch.Tensor, device: str, timer: str) -> 
     return time_once(lambda: fwd_bwd(model, x), device, timer)
 
 
-def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, device: str,
-                   timer: str, log) -> List[Dict[str, Any]]:
+def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, device: str, timer: str,
+                   log) -> List[Dict[str, Any]]:
     models = {k: build(backbone_cfg(family, k), device) for k in ks}
     x = torch.randn(batch, 3, *shape, device=device)
     rows = []
@@ -113,16 +162,22 @@ def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, d
         params = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         flops = count_flops_module(model, x[:1])
-        rows.append(dict(family=family, num_backbones=k, params=params,
-                         trainable_params=trainable, flops_per_image=flops, times_s=[]))
+        rows.append(
+            dict(
+                family=family,
+                num_backbones=k,
+                params=params,
+                trainable_params=trainable,
+                flops_per_image=flops,
+                times_s=[]))
         log(f'{family} K={k}: {params / 1e6:.2f}M params, {flops / 1e9:.2f} GFLOPs/img')
     for k, model in models.items():  # warm-up (allocator, lazily built state)
         time_fwd_bwd(model, x, device, timer)
     for r in range(rounds):
         for row, model in zip(rows, models.values()):
             row['times_s'].append(time_fwd_bwd(model, x, device, timer))
-        log(f'{family} round {r + 1}/{rounds}: ' +
-            ', '.join(f"K={row['num_backbones']} {row['times_s'][-1]:.3f}s" for row in rows))
+        log(f'{family} round {r + 1}/{rounds}: ' + ', '.join(f"K={row['num_backbones']} {row['times_s'][-1]:.3f}s"
+                                                             for row in rows))
     base = rows[0]
     for row in rows:
         row['time_s'] = min(row['times_s'])
@@ -161,27 +216,32 @@ def judge(rows: List[Dict[str, Any]]) -> List[str]:
 def markdown(result: Dict[str, Any]) -> str:
     env = result['environment']
     lines = [
-        '# Composite backbone overhead: single vs Dual vs Triple', '',
-        f"Generated {result['date']} by `{result['command']}`.", '',
-        f"Machine: {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch threads)"
-        + (f", GPU {env['gpu']}" if 'gpu' in env else '') + f", device `{result['device']}`. "
+        '# Composite backbone overhead: single vs Dual vs Triple',
+        '',
+        f"Generated {result['date']} by `{result['command']}`.",
+        '',
+        f"Machine: {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch threads)" +
+        (f", GPU {env['gpu']}" if 'gpu' in env else '') + f", device `{result['device']}`. "
         f"Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}"
-        ' (the machine is shared with other jobs; times are the minimum over rounds).', '',
-        'Versions: ' + versions_line(env) + (f", timm {env['timm']}" if env.get('timm') else ''), '',
-        f"Timer: {TIMER_NOTES[result['timer']]}.", '',
+        ' (the machine is shared with other jobs; times are the minimum over rounds).',
+        '',
+        'Versions: ' + versions_line(env) + (f", timm {env['timm']}" if env.get('timm') else ''),
+        '',
+        f"Timer: {TIMER_NOTES[result['timer']]}.",
+        '',
         f"Train mode, batch {result['batch']}, {result['shape'][0]}x{result['shape'][1]}, "
         'forward + backward of the sum of all branch outputs\' means; FLOPs: forward, per image, '
-        'mmengine FlopAnalyzer (1 multiply-add = 1 FLOP; element-wise adds not counted).', '',
+        'mmengine FlopAnalyzer (1 multiply-add = 1 FLOP; element-wise adds not counted).',
+        '',
         '| backbone | K | params (M) | params ratio | GFLOPs/img | FLOPs ratio | time (s) | '
         'time ratio | time / FLOPs ratio |',
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for row in result['rows']:
-        lines.append(
-            f"| {row['family']} | {row['num_backbones']} | {row['params'] / 1e6:.2f} | "
-            f"{row['params_ratio']:.3f} | {row['flops_per_image'] / 1e9:.2f} | "
-            f"{row['flops_ratio']:.3f} | {row['time_s']:.3f} | {row['time_ratio']:.3f} | "
-            f"{row['time_over_flops']:.3f} |")
+        lines.append(f"| {row['family']} | {row['num_backbones']} | {row['params'] / 1e6:.2f} | "
+                     f"{row['params_ratio']:.3f} | {row['flops_per_image'] / 1e9:.2f} | "
+                     f"{row['flops_ratio']:.3f} | {row['time_s']:.3f} | {row['time_ratio']:.3f} | "
+                     f"{row['time_over_flops']:.3f} |")
     lines += ['', '## Goals', ''] + [f'- {v}' for v in result['verdicts']]
     return '\n'.join(lines) + '\n'
 
@@ -202,21 +262,30 @@ def timm_version() -> Dict[str, str]:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--families', nargs='+', default=available_families(), choices=list(BACKBONES),
-                        help='default: every family whose packages are installed (timm for timm_*)')
-    parser.add_argument('--num-backbones', type=int, nargs='+', default=[1, 2, 3],
-                        help='K values to compare; the first is the baseline (default 1 2 3)')
+    parser.add_argument(
+        '--families',
+        nargs='+',
+        default=available_families(),
+        choices=list(BACKBONES),
+        help='default: every family whose packages are installed (timm for timm_*)')
+    parser.add_argument(
+        '--num-backbones',
+        type=int,
+        nargs='+',
+        default=[1, 2, 3],
+        help='K values to compare; the first is the baseline (default 1 2 3)')
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--shape', type=int, nargs=2, default=[320, 320], metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--timer', choices=['cpu', 'wall'],
-                        help='cpu: process CPU time (default on CPU devices, with --threads 1); '
-                        'wall: wall clock (default on CUDA)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads on CPU (default 1: CPU time then measures work)')
-    parser.add_argument('--out-dir', default=osp.join(osp.dirname(osp.abspath(__file__)),
-                                                      'results'))
+    parser.add_argument(
+        '--timer',
+        choices=['cpu', 'wall'],
+        help='cpu: process CPU time (default on CPU devices, with --threads 1); '
+        'wall: wall clock (default on CUDA)')
+    parser.add_argument(
+        '--threads', type=int, default=1, help='torch threads on CPU (default 1: CPU time then measures work)')
+    parser.add_argument('--out-dir', default=osp.join(osp.dirname(osp.abspath(__file__)), 'results'))
     return parser.parse_args(argv)
 
 
@@ -233,15 +302,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     rows = []
     for family in args.families:
         ks = [k for k in args.num_backbones if not (family == 'r50_frozen1' and k > 2)]
-        rows += measure_family(family, ks, tuple(args.shape), args.batch, args.rounds,
-                               args.device, timer, log)
+        rows += measure_family(family, ks, tuple(args.shape), args.batch, args.rounds, args.device, timer, log)
     result = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        command='python benchmarks/backbone_overhead.py ' + ' '.join(
-            sys.argv[1:] if argv is None else argv),
-        environment=dict(environment(), **timm_version()), device=args.device, shape=args.shape,
-        batch=args.batch, rounds=args.rounds, timer=timer, loadavg_before=loadavg_before,
-        loadavg_after=[round(v, 2) for v in os.getloadavg()], rows=rows)
+        command='python benchmarks/backbone_overhead.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        environment=dict(environment(), **timm_version()),
+        device=args.device,
+        shape=args.shape,
+        batch=args.batch,
+        rounds=args.rounds,
+        timer=timer,
+        loadavg_before=loadavg_before,
+        loadavg_after=[round(v, 2) for v in os.getloadavg()],
+        rows=rows)
     result['verdicts'] = judge(rows)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'backbone_overhead.json'), 'w') as f:

@@ -21,7 +21,6 @@ detr:   Dual over single training-step time and peak memory of DINO-R50 (4-scale
 Each writes ``benchmarks/results/<section>.json`` and ``.md`` (machine and versions recorded).
 """
 from __future__ import annotations
-
 import argparse
 import datetime
 import json
@@ -34,8 +33,8 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.nn as nn
 
-from cbnet.analysis import build_model, collect_stats, environment, load_config, make_batch, measure_train_step
-from cbnet.analysis import progress_printer, versions_line
+from cbnet.analysis import (build_model, collect_stats, environment, load_config, make_batch, measure_train_step,
+                            progress_printer, versions_line)
 from cbnet.analysis.compare import compare_train_steps, composite_variants
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -46,19 +45,15 @@ RESULTS = osp.join(ROOT, 'benchmarks', 'results')
 PAPER = [
     ('configs/cbnet/dual_r50_faster_rcnn.py', 69, 284, 'Faster R-CNN DB-R50 1x, 40.8 AP'),
     ('configs/cbnet/dual_swin_t_mask_rcnn.py', 76, 357, 'Mask R-CNN DB-Swin-T 3x, 50.2/44.5'),
-    ('configs/cbnet/dual_swin_t_cascade_mask_rcnn.py', 114, 836,
-     'Cascade Mask R-CNN 4conv1fc DB-Swin-T 3x, 53.6/46.2'),
-    ('configs/cbnet/dual_swin_s_cascade_mask_rcnn.py', 156, None,
-     'Cascade Mask R-CNN DB-Swin-S, 56.3/48.6'),
+    ('configs/cbnet/dual_swin_t_cascade_mask_rcnn.py', 114, 836, 'Cascade Mask R-CNN 4conv1fc DB-Swin-T 3x, 53.6/46.2'),
+    ('configs/cbnet/dual_swin_s_cascade_mask_rcnn.py', 156, None, 'Cascade Mask R-CNN DB-Swin-S, 56.3/48.6'),
     ('configs/cbnet/dual_swin_b_htc.py', 231, None, 'HTC DB-Swin-B 20e, 57.9/50.2'),
     ('configs/cbnet/dual_swin_b_htc_4conv1fc.py', 235, None, 'HTC 4conv1fc DB-Swin-B 20e, 58.4/50.7'),
     ('configs/cbnet/dual_swin_l_htc.py', 453, 2162, 'HTC 4conv1fc DB-Swin-L 1x, 59.1/51.0'),
-    ('configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py', 141, 429,
-     'Cascade R-CNN DB-Res2Net101-DCN 20e, 53.7'),
+    ('configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py', 141, 429, 'Cascade R-CNN DB-Res2Net101-DCN 20e, 53.7'),
 ]
 MEMORY_CONFIG = 'configs/cbnet/dual_swin_t_mask_rcnn.py'
-EVAL_PAIRS = [('configs/cbnet/dual_r50_faster_rcnn.py',
-               'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')]
+EVAL_PAIRS = [('configs/cbnet/dual_r50_faster_rcnn.py', 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')]
 
 
 def _path(config: str) -> str:
@@ -67,11 +62,12 @@ def _path(config: str) -> str:
 
 def _header(title: str, result: Dict[str, Any]) -> List[str]:
     env = result['environment']
-    return [f'# {title}', '', f"Generated {result['date']} by `{result['command']}`.", '',
-            f"Machine: {env['cpu']} ({env['cpu_count']} cores)"
-            + (f", GPU {env['gpu']}" if 'gpu' in env else '')
-            + f"; load average at start {result['loadavg']} (shared with other jobs).", '',
-            'Versions: ' + versions_line(env), '']
+    return [
+        f'# {title}', '', f"Generated {result['date']} by `{result['command']}`.", '',
+        f"Machine: {env['cpu']} ({env['cpu_count']} cores)" + (f", GPU {env['gpu']}" if 'gpu' in env else '') +
+        f"; load average at start {result['loadavg']} (shared with other jobs).", '', 'Versions: ' + versions_line(env),
+        ''
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,16 +75,23 @@ def paper(args) -> Dict[str, Any]:
     rows = []
     for config, p_params, p_flops, what in PAPER:
         stats = collect_stats(
-            _path(config), tuple(args.shape), latency=False,
+            _path(config),
+            tuple(args.shape),
+            latency=False,
             progress=progress_printer(len(rows) + 1, len(PAPER), config))
-        rows.append(dict(config=config, paper=what, paper_params_m=p_params,
-                         paper_gflops=p_flops, params_m=stats['params']['total'] / 1e6,
-                         gflops=stats['flops']['total'] / 1e9,
-                         gflops_mmdet2=mmdet2_convention(_path(config), stats) / 1e9,
-                         backbone_params_m=stats['params']['backbone'] / 1e6,
-                         backbone_gflops=stats['flops']['backbone'] / 1e9,
-                         input_shape=stats['input_shape'],
-                         uncounted_ops=stats['flops']['uncounted_ops']))
+        rows.append(
+            dict(
+                config=config,
+                paper=what,
+                paper_params_m=p_params,
+                paper_gflops=p_flops,
+                params_m=stats['params']['total'] / 1e6,
+                gflops=stats['flops']['total'] / 1e9,
+                gflops_mmdet2=mmdet2_convention(_path(config), stats) / 1e9,
+                backbone_params_m=stats['params']['backbone'] / 1e6,
+                backbone_gflops=stats['flops']['backbone'] / 1e9,
+                input_shape=stats['input_shape'],
+                uncounted_ops=stats['flops']['uncounted_ops']))
     return dict(rows=rows)
 
 
@@ -107,30 +110,32 @@ def mmdet2_convention(config: str, stats: Dict[str, Any]) -> float:
 
 
 def paper_md(result: Dict[str, Any]) -> List[str]:
-    lines = [f"Input {result['shape'][0]}x{result['shape'][1]} (padded to a multiple of 32), "
-             'eval-mode tensor forward (RPN + RoI heads on all test proposals, no NMS), mmengine '
-             'FlopAnalyzer, 1 multiply-add = 1 FLOP.', '',
-             'GFLOPs (mmdet 2 convention): mask heads counted on 100 proposals, as mmdet 2\'s '
-             '`forward_dummy` (the paper\'s counter) ran them; mmdet 3 runs cascade/HTC mask heads on all '
-             '1000 test proposals in every stage.', '',
-             '| config | paper row | params (M) ours / paper | GFLOPs ours (mmdet 3) | '
-             'GFLOPs ours (mmdet 2 convention) / paper | backbone params (M) / GFLOPs |',
-             '|---|---|---|---|---|---|']
+    lines = [
+        f"Input {result['shape'][0]}x{result['shape'][1]} (padded to a multiple of 32), "
+        'eval-mode tensor forward (RPN + RoI heads on all test proposals, no NMS), mmengine '
+        'FlopAnalyzer, 1 multiply-add = 1 FLOP.', '',
+        'GFLOPs (mmdet 2 convention): mask heads counted on 100 proposals, as mmdet 2\'s '
+        '`forward_dummy` (the paper\'s counter) ran them; mmdet 3 runs cascade/HTC mask heads on all '
+        '1000 test proposals in every stage.', '',
+        '| config | paper row | params (M) ours / paper | GFLOPs ours (mmdet 3) | '
+        'GFLOPs ours (mmdet 2 convention) / paper | backbone params (M) / GFLOPs |', '|---|---|---|---|---|---|'
+    ]
     for r in result['rows']:
         pf = '-' if r['paper_gflops'] is None else r['paper_gflops']
         lines.append(f"| {osp.basename(r['config'])} | {r['paper']} | {r['params_m']:.1f} / "
                      f"{r['paper_params_m']} | {r['gflops']:.0f} | {r['gflops_mmdet2']:.0f} / {pf} | "
                      f"{r['backbone_params_m']:.1f} / {r['backbone_gflops']:.0f} |")
     ops = sorted({op for r in result['rows'] for op in r.get('uncounted_ops', {})})
-    lines += ['', 'Not counted by the FLOP counter (no rule): ' + ', '.join(ops), '',
-              'Differences from the paper:',
-              '- Cascade/HTC: mmdet 3 runs every stage\'s mask head on all 1000 test proposals in '
-              'its tensor forward; mmdet 2 (the paper\'s counter) ran them on 100. In that convention '
-              'our counts are within 2% of the paper\'s.',
-              '- Dual-Res2Net101-DCN Cascade R-CNN: this config has 4conv1fc box heads; 3 stages x 1000 '
-              'RoIs x (4 3x3 convs 256->256 at 7x7, minus one 1024x1024 fc) add about 344 GFLOPs and '
-              '~5M params over 2fc heads: 774 - 344 = 430G vs the paper\'s 429G (141M params). '
-              'Deformable convolutions are not counted (apparently not in the paper either).']
+    lines += [
+        '', 'Not counted by the FLOP counter (no rule): ' + ', '.join(ops), '', 'Differences from the paper:',
+        '- Cascade/HTC: mmdet 3 runs every stage\'s mask head on all 1000 test proposals in '
+        'its tensor forward; mmdet 2 (the paper\'s counter) ran them on 100. In that convention '
+        'our counts are within 2% of the paper\'s.',
+        '- Dual-Res2Net101-DCN Cascade R-CNN: this config has 4conv1fc box heads; 3 stages x 1000 '
+        'RoIs x (4 3x3 convs 256->256 at 7x7, minus one 1024x1024 fc) add about 344 GFLOPs and '
+        '~5M params over 2fc heads: 774 - 344 = 430G vs the paper\'s 429G (141M params). '
+        'Deformable convolutions are not counted (apparently not in the paper either).'
+    ]
     return lines
 
 
@@ -152,33 +157,42 @@ def memory(args) -> Dict[str, Any]:
     for with_cp in (False, True):
         print(f'{config}: training step, with_cp={with_cp}', file=sys.stderr, flush=True)
         r = measure_train_step(
-            _path(config), tuple(args.shape), args.device, args.batch, warmup=1, repeat=1,
-            cfg_options={key: with_cp}, timer='cpu' if args.device == 'cpu' else 'wall',
+            _path(config),
+            tuple(args.shape),
+            args.device,
+            args.batch,
+            warmup=1,
+            repeat=1,
+            cfg_options={key: with_cp},
+            timer='cpu' if args.device == 'cpu' else 'wall',
             threads=args.threads)
         rows.append(dict(with_cp=with_cp, **r))
     ratio = rows[1]['peak_mem_increase_bytes'] / rows[0]['peak_mem_increase_bytes']
-    return dict(config=config, cfg_option=key, batch=args.batch, rows=rows,
-                ratio_with_cp=ratio, goal=0.6, met=ratio <= 0.6)
+    return dict(
+        config=config, cfg_option=key, batch=args.batch, rows=rows, ratio_with_cp=ratio, goal=0.6, met=ratio <= 0.6)
 
 
 def memory_md(result: Dict[str, Any]) -> List[str]:
     gib = 2**30
-    lines = [f"`{result['config']}`, one training step (forward, losses, backward, SGD), batch "
-             f"{result['batch']}, {result['shape'][0]}x{result['shape'][1]}, `{result['cfg_option']}`.",
-             f"Memory method: {result['rows'][0]['mem_method']}.", '',
-             '| with_cp | step peak increase (GiB) | process peak (GiB) | step time (s) |',
-             '|---|---|---|---|']
+    lines = [
+        f"`{result['config']}`, one training step (forward, losses, backward, SGD), batch "
+        f"{result['batch']}, {result['shape'][0]}x{result['shape'][1]}, `{result['cfg_option']}`.",
+        f"Memory method: {result['rows'][0]['mem_method']}.", '',
+        '| with_cp | step peak increase (GiB) | process peak (GiB) | step time (s) |', '|---|---|---|---|'
+    ]
     for r in result['rows']:
         lines.append(f"| {r['with_cp']} | {r['peak_mem_increase_bytes'] / gib:.2f} | "
                      f"{r.get('peak_rss_bytes', r.get('peak_mem_bytes', 0)) / gib:.2f} | "
                      f"{r['median_s']:.1f} ({r['timer']}) |")
     rows = result['rows']
     whole = [r.get('peak_rss_bytes', r.get('peak_mem_bytes')) for r in rows]
-    lines += ['', f"with_cp / without, memory of the step (activations, gradients, temporaries): "
-              f"{result['ratio_with_cp']:.2f}x (goal <= 0.6x): {'MET' if result['met'] else 'NOT MET'}",
-              f"with_cp / without, whole-process peak (weights, libraries included): "
-              f"{whole[1] / whole[0]:.2f}x; step time with_cp / without: "
-              f"{rows[1]['median_s'] / rows[0]['median_s']:.2f}x"]
+    lines += [
+        '', f"with_cp / without, memory of the step (activations, gradients, temporaries): "
+        f"{result['ratio_with_cp']:.2f}x (goal <= 0.6x): {'MET' if result['met'] else 'NOT MET'}",
+        f"with_cp / without, whole-process peak (weights, libraries included): "
+        f"{whole[1] / whole[0]:.2f}x; step time with_cp / without: "
+        f"{rows[1]['median_s'] / rows[0]['median_s']:.2f}x"
+    ]
     return lines
 
 
@@ -197,8 +211,7 @@ def count_head_calls(model: nn.Module, batch_eval: dict, batch_train: dict) -> D
             elif 'head' in name:
                 targets[f'roi_head.{name}'] = child
     calls: Counter = Counter()
-    handles = [m.register_forward_hook(lambda *a, n=n: calls.update([n]))
-               for n, m in targets.items()]
+    handles = [m.register_forward_hook(lambda *a, n=n: calls.update([n])) for n, m in targets.items()]
     out = {}
     try:
         model.eval()
@@ -225,32 +238,47 @@ def eval_cost(args) -> Dict[str, Any]:
         same_post = {'model.test_cfg': load_config(_path(single)).model.test_cfg.to_dict()}
         for kind, config in (('single', single), ('dual', dual)):
             rows[kind] = collect_stats(
-                _path(config), tuple(args.shape), args.device, warmup=1, repeat=args.repeat,
+                _path(config),
+                tuple(args.shape),
+                args.device,
+                warmup=1,
+                repeat=args.repeat,
                 cfg_options=same_post if kind == 'dual' else None,
                 timer='cpu' if args.device == 'cpu' else 'wall',
                 progress=progress_printer(1, 2, config))
         cfg = load_config(_path(dual))
         model = build_model(cfg, args.device)
         small = (128, 128)  # the call counts do not depend on the size
-        calls = count_head_calls(model, make_batch(model, small, 1, False),
-                                 make_batch(model, small, 2, True))
-        pairs.append(dict(
-            dual=dual, single=single, num_backbones=rows['dual']['num_backbones'],
-            latency_s={k: r['latency']['median_s'] for k, r in rows.items()},
-            latency_ratio=rows['dual']['latency']['median_s'] / rows['single']['latency']['median_s'],
-            gflops={k: r['flops']['total'] / 1e9 for k, r in rows.items()},
-            flops_ratio=rows['dual']['flops']['total'] / rows['single']['flops']['total'],
-            backbone_flops_ratio=rows['dual']['flops']['backbone'] / rows['single']['flops']['backbone'],
-            timer=rows['dual']['latency']['timer'], head_calls=calls))
+        calls = count_head_calls(model, make_batch(model, small, 1, False), make_batch(model, small, 2, True))
+        pairs.append(
+            dict(
+                dual=dual,
+                single=single,
+                num_backbones=rows['dual']['num_backbones'],
+                latency_s={
+                    k: r['latency']['median_s']
+                    for k, r in rows.items()
+                },
+                latency_ratio=rows['dual']['latency']['median_s'] / rows['single']['latency']['median_s'],
+                gflops={
+                    k: r['flops']['total'] / 1e9
+                    for k, r in rows.items()
+                },
+                flops_ratio=rows['dual']['flops']['total'] / rows['single']['flops']['total'],
+                backbone_flops_ratio=rows['dual']['flops']['backbone'] / rows['single']['flops']['backbone'],
+                timer=rows['dual']['latency']['timer'],
+                head_calls=calls))
     return dict(pairs=pairs)
 
 
 def eval_md(result: Dict[str, Any]) -> List[str]:
-    lines = [f"Eval-mode `predict` (post-processing included, the Dual config with its single "
-             f"config's test_cfg), batch 1, {result['shape'][0]}x{result['shape'][1]}, median of "
-             f"{result['repeat']}, CPU time of one thread; FLOPs of the tensor forward.", '',
-             '| Dual config / single config | latency single (s) | latency Dual (s) | latency ratio '
-             '| FLOPs ratio (whole detector) | backbone FLOPs ratio |', '|---|---|---|---|---|---|']
+    lines = [
+        f"Eval-mode `predict` (post-processing included, the Dual config with its single "
+        f"config's test_cfg), batch 1, {result['shape'][0]}x{result['shape'][1]}, median of "
+        f"{result['repeat']}, CPU time of one thread; FLOPs of the tensor forward.", '',
+        '| Dual config / single config | latency single (s) | latency Dual (s) | latency ratio '
+        '| FLOPs ratio (whole detector) | backbone FLOPs ratio |', '|---|---|---|---|---|---|'
+    ]
     proofs = []
     for p in result['pairs']:
         lines.append(f"| {osp.basename(p['dual'])} / {osp.basename(p['single'])} | "
@@ -267,8 +295,9 @@ def eval_md(result: Dict[str, Any]) -> List[str]:
 # (name, mmdet recipe, options): LSJ's fixed 1024x1024 pad would hide the benchmark's image size
 DETR_RECIPES = [
     ('DINO-R50 4-scale', 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', {}),
-    ('Mask2Former-R50 (instance)', 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py',
-     {'model.data_preprocessor.batch_augments': None}),
+    ('Mask2Former-R50 (instance)', 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', {
+        'model.data_preprocessor.batch_augments': None
+    }),
 ]
 
 
@@ -281,15 +310,31 @@ def detr(args) -> Dict[str, Any]:
         variants = composite_variants(source, cfg_options=options)
         costs = {}
         for label, cfg in variants.items():  # branch batching does not change params or eval FLOPs
-            stats = collect_stats(cfg, tuple(args.shape), args.device, latency=False,
-                                  progress=progress_printer(len(costs) + 1, len(variants), f'{name} {label}'))
-            costs[label] = dict(params=stats['params']['total'], backbone_params=stats['params']['backbone'],
-                                flops=stats['flops']['total'], backbone_flops=stats['flops']['backbone'],
-                                model_type=stats['model_type'], analytic=stats['flops']['analytic'],
-                                uncounted_ops=sorted(stats['flops']['uncounted_ops']))
-        train = compare_train_steps(variants, tuple(args.shape), args.device, args.batch, rounds=args.rounds,
-                                    warmup=1, repeat=1, timer=timer, threads=args.threads,
-                                    log=lambda msg, n=name: print(f'{n}: {msg}', file=sys.stderr, flush=True))
+            stats = collect_stats(
+                cfg,
+                tuple(args.shape),
+                args.device,
+                latency=False,
+                progress=progress_printer(len(costs) + 1, len(variants), f'{name} {label}'))
+            costs[label] = dict(
+                params=stats['params']['total'],
+                backbone_params=stats['params']['backbone'],
+                flops=stats['flops']['total'],
+                backbone_flops=stats['flops']['backbone'],
+                model_type=stats['model_type'],
+                analytic=stats['flops']['analytic'],
+                uncounted_ops=sorted(stats['flops']['uncounted_ops']))
+        train = compare_train_steps(
+            variants,
+            tuple(args.shape),
+            args.device,
+            args.batch,
+            rounds=args.rounds,
+            warmup=1,
+            repeat=1,
+            timer=timer,
+            threads=args.threads,
+            log=lambda msg, n=name: print(f'{n}: {msg}', file=sys.stderr, flush=True))
         recipes.append(dict(name=name, source=source, cfg_options=options, costs=costs, train=train))
     return dict(recipes=recipes, batch=args.batch, rounds=args.rounds, timer=timer)
 
@@ -298,38 +343,42 @@ def detr_md(result: Dict[str, Any]) -> List[str]:
     gib = 2**30
     first = result['recipes'][0]['train']['variants']
     first = next(iter(first.values()))
-    lines = [f"Training step (forward with losses, backward, SGD) on generated images and boxes/masks, batch "
-             f"{result['batch']}, {result['shape'][0]}x{result['shape'][1]}, {result['timer']} time"
-             + (' of one thread' if result['timer'] == 'cpu' else '') + f"; min over {result['rounds']} "
-             'rounds in which the variants alternate, each in a fresh subprocess. Memory: ' + first['mem_method']
-             + ' (min over rounds). Params and FLOPs (eval-mode tensor forward of one image; deformable-attention '
-             'sampling counted from the shapes) of the built models. The Dual is `cbnet.cbnetify` of the mmdet '
-             'recipe (DHLC, the lead without stem and stage 1).', '',
-             '`branch_batching`: `sequential` runs neck, encoder, decoder and head once per branch; `stacked` runs '
-             'all branches as one batch through them and splits the losses per branch.', '']
+    lines = [
+        f"Training step (forward with losses, backward, SGD) on generated images and boxes/masks, batch "
+        f"{result['batch']}, {result['shape'][0]}x{result['shape'][1]}, {result['timer']} time" +
+        (' of one thread' if result['timer'] == 'cpu' else '') + f"; min over {result['rounds']} "
+        'rounds in which the variants alternate, each in a fresh subprocess. Memory: ' + first['mem_method'] +
+        ' (min over rounds). Params and FLOPs (eval-mode tensor forward of one image; deformable-attention '
+        'sampling counted from the shapes) of the built models. The Dual is `cbnet.cbnetify` of the mmdet '
+        'recipe (DHLC, the lead without stem and stage 1).', '',
+        '`branch_batching`: `sequential` runs neck, encoder, decoder and head once per branch; `stacked` runs '
+        'all branches as one batch through them and splits the losses per branch.', ''
+    ]
     for recipe in result['recipes']:
         train, costs = recipe['train'], recipe['costs']
-        lines += [f"## {recipe['name']}", '', f"`{recipe['source']}`"
-                  + (f", options {recipe['cfg_options']}" if recipe['cfg_options'] else '') + '.', '',
-                  '| variant | detector | params (M) | GFLOPs (eval) | train step (s) | time ratio | '
-                  'step memory (GiB) | memory ratio |', '|---|---|---|---|---|---|---|---|']
+        lines += [
+            f"## {recipe['name']}", '',
+            f"`{recipe['source']}`" + (f", options {recipe['cfg_options']}" if recipe['cfg_options'] else '') + '.', '',
+            '| variant | detector | params (M) | GFLOPs (eval) | train step (s) | time ratio | '
+            'step memory (GiB) | memory ratio |', '|---|---|---|---|---|---|---|---|'
+        ]
         for label, v in train['variants'].items():
             c, r = costs[label], train['ratios'][label]
             lines.append(f"| {label} | {c['model_type']} | {c['params'] / 1e6:.2f} | {c['flops'] / 1e9:.1f} | "
                          f"{v['time_s']:.2f} | {r['time']:.2f}x | {v['peak_mem_increase_bytes'] / gib:.2f} | "
                          f"{r['memory']:.2f}x |")
         shapes = {tuple(v['input_shape']) for v in train['variants'].values()}
-        lines += ['', f"Input as run: {', '.join(f'{h}x{w}' for h, w in sorted(shapes))}. All times (s): "
-                  + '; '.join(f"{label} {', '.join(f'{t:.2f}' for t in v['times_s'])}"
-                              for label, v in train['variants'].items()) + '.', '']
+        lines += [
+            '', f"Input as run: {', '.join(f'{h}x{w}' for h, w in sorted(shapes))}. All times (s): " +
+            '; '.join(f"{label} {', '.join(f'{t:.2f}' for t in v['times_s'])}"
+                      for label, v in train['variants'].items()) + '.', ''
+        ]
     return lines
 
 
 SECTIONS = {
-    'paper': (paper, paper_md, 'Paper configs: our params and FLOPs beside the paper\'s',
-              [800, 1280]),
-    'memory': (memory, memory_md, 'with_cp: training-step memory of Dual-Swin-T Mask R-CNN',
-               [800, 1333]),
+    'paper': (paper, paper_md, 'Paper configs: our params and FLOPs beside the paper\'s', [800, 1280]),
+    'memory': (memory, memory_md, 'with_cp: training-step memory of Dual-Swin-T Mask R-CNN', [800, 1333]),
     'eval': (eval_cost, eval_md, 'Eval-mode cost of a Dual detector', [800, 1333]),
     'detr': (detr, detr_md, 'DETR-family and Mask2Former: Dual vs single training step', [320, 320]),
 }
@@ -346,8 +395,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--repeat', type=int, default=3, help='eval: timed runs')
     parser.add_argument('--threads', type=int, default=1, help='CPU threads (CPU timer)')
     parser.add_argument('--config', help='memory: the config (default: Dual-Swin-T Mask R-CNN)')
-    parser.add_argument('--pairs', nargs='+', metavar='DUAL=SINGLE',
-                        help='eval: config pairs to compare (default: Dual-R50 Faster R-CNN)')
+    parser.add_argument(
+        '--pairs',
+        nargs='+',
+        metavar='DUAL=SINGLE',
+        help='eval: config pairs to compare (default: Dual-R50 Faster R-CNN)')
     parser.add_argument('--out-dir', default=RESULTS)
     args = parser.parse_args(argv)
     fn, md_fn, title, default_shape = SECTIONS[args.section]
@@ -355,10 +407,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args.batch = args.batch or (2 if args.section == 'detr' else 1)
     result = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        command='python benchmarks/detector_costs.py ' + ' '.join(
-            sys.argv[1:] if argv is None else argv),
-        environment=environment(), loadavg=[round(v, 2) for v in os.getloadavg()],
-        shape=args.shape, device=args.device, repeat=args.repeat)
+        command='python benchmarks/detector_costs.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        environment=environment(),
+        loadavg=[round(v, 2) for v in os.getloadavg()],
+        shape=args.shape,
+        device=args.device,
+        repeat=args.repeat)
     result.update(fn(args))
     md = '\n'.join(_header(title, result) + md_fn(result)) + '\n'
     os.makedirs(args.out_dir, exist_ok=True)

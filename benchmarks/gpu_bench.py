@@ -16,7 +16,6 @@ check, so a run cut short still leaves what it measured:
 4. ``inference``: eval-mode ``predict`` img/s at batch 1, 800x1333, for the configs of 1.
 """
 from __future__ import annotations
-
 import argparse
 import copy
 import datetime
@@ -31,8 +30,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from cbnet.analysis import (GIB, ConfigLike, build_model, config_label, environment, ground_truth_kind, load_config,
-                            make_batch, measure_latency, num_classes, peak_rss_bytes, reset_peak, sync,
-                            versions_line)
+                            make_batch, measure_latency, num_classes, peak_rss_bytes, reset_peak, sync, versions_line)
 from cbnet.analysis.compare import composite_variants
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -61,8 +59,8 @@ def set_with_cp(backbone_cfg: dict, value: bool) -> None:
 
 def build_optim_wrapper(model, cfg, amp: bool):
     from mmengine.optim import build_optim_wrapper as build
-    optim_cfg = copy.deepcopy(cfg.get('optim_wrapper', dict(
-        optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))))
+    optim_cfg = copy.deepcopy(
+        cfg.get('optim_wrapper', dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))))
     optim_cfg['type'] = 'AmpOptimWrapper' if amp else 'OptimWrapper'
     if not amp:
         optim_cfg.pop('loss_scale', None)
@@ -72,19 +70,31 @@ def build_optim_wrapper(model, cfg, amp: bool):
 def generated_batch(model, shape, batch_size: int) -> dict:
     """Packed (not yet preprocessed) random images with the ground truth the model's losses read."""
     from mmdet.testing import demo_mm_inputs
-    return demo_mm_inputs(batch_size=batch_size, image_shapes=(3, *shape), num_items=[8] * batch_size,
-                          num_classes=num_classes(model), **ground_truth_kind(model))
+    return demo_mm_inputs(
+        batch_size=batch_size,
+        image_shapes=(3, *shape),
+        num_items=[8] * batch_size,
+        num_classes=num_classes(model),
+        **ground_truth_kind(model))
 
 
 def _peak_memory(device: str) -> Dict[str, float]:
     if device.startswith('cuda'):
-        return dict(peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB,
-                    peak_reserved_gib=torch.cuda.max_memory_reserved() / GIB)
+        return dict(
+            peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB,
+            peak_reserved_gib=torch.cuda.max_memory_reserved() / GIB)
     return dict(peak_rss_gib=peak_rss_bytes() / GIB)
 
 
-def train_iters(config: ConfigLike, shape, batch_size: int, warmup: int, iters: int, device: str, amp: bool,
-                with_cp: Optional[bool] = None, label: Optional[str] = None) -> Dict[str, Any]:
+def train_iters(config: ConfigLike,
+                shape,
+                batch_size: int,
+                warmup: int,
+                iters: int,
+                device: str,
+                amp: bool,
+                with_cp: Optional[bool] = None,
+                label: Optional[str] = None) -> Dict[str, Any]:
     """img/s and peak memory of real training iterations (``train_step``) on generated data."""
     cfg = load_config(repo_path(config) if isinstance(config, str) else config)
     if with_cp is not None:
@@ -106,18 +116,29 @@ def train_iters(config: ConfigLike, shape, batch_size: int, warmup: int, iters: 
         losses = model.train_step(data, optim_wrapper)
     sync(device)
     elapsed = time.perf_counter() - start
-    out = dict(config=label or config_label(config), shape=list(shape), batch_size=batch_size, amp=amp,
-               with_cp=with_cp, branch_batching=cfg.model.get('branch_batching'), iters=iters,
-               s_per_iter=elapsed / iters, img_per_s=batch_size * iters / elapsed,
-               loss=float(losses['loss']) if losses and 'loss' in losses else None,
-               params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+    out = dict(
+        config=label or config_label(config),
+        shape=list(shape),
+        batch_size=batch_size,
+        amp=amp,
+        with_cp=with_cp,
+        branch_batching=cfg.model.get('branch_batching'),
+        iters=iters,
+        s_per_iter=elapsed / iters,
+        img_per_s=batch_size * iters / elapsed,
+        loss=float(losses['loss']) if losses and 'loss' in losses else None,
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
     out.update(_peak_memory(device))
     del model, optim_wrapper, data
     reset_peak(device)
     return out
 
 
-def inference(config: str, shape, warmup: int, iters: int, device: str,
+def inference(config: str,
+              shape,
+              warmup: int,
+              iters: int,
+              device: str,
               test_cfg_from: Optional[str] = None) -> Dict[str, Any]:
     """Eval ``predict`` img/s at batch 1. ``test_cfg_from``: take that config's ``model.test_cfg`` so that a Dual
     config (e.g. with soft-NMS at score 0.001) and its single config post-process alike and the comparison
@@ -130,8 +151,12 @@ def inference(config: str, shape, warmup: int, iters: int, device: str,
     timing = measure_latency(model, batch, device, warmup, iters)
     del model
     reset_peak(device)
-    return dict(config=config, shape=list(shape), img_per_s=1 / timing['median_s'],
-                median_s=timing['median_s'], test_cfg_from=test_cfg_from)
+    return dict(
+        config=config,
+        shape=list(shape),
+        img_per_s=1 / timing['median_s'],
+        median_s=timing['median_s'],
+        test_cfg_from=test_cfg_from)
 
 
 def run_check(results: Dict[str, Any], name: str, fn: Callable[[], Any], save) -> None:
@@ -140,17 +165,19 @@ def run_check(results: Dict[str, Any], name: str, fn: Callable[[], Any], save) -
     try:
         results['checks'][name] = dict(ok=True, result=fn())
     except Exception as exc:  # record and go on: one broken check must not hide the others
-        results['checks'][name] = dict(ok=False, error=f'{type(exc).__name__}: {exc}',
-                                       traceback=traceback.format_exc()[-4000:])
+        results['checks'][name] = dict(
+            ok=False, error=f'{type(exc).__name__}: {exc}', traceback=traceback.format_exc()[-4000:])
         print(traceback.format_exc(), file=sys.stderr, flush=True)
     results['checks'][name]['seconds'] = round(time.perf_counter() - start, 1)
-    print(json.dumps(results['checks'][name].get('result', results['checks'][name].get('error')),
-                     default=str)[:2000], flush=True)
+    print(
+        json.dumps(results['checks'][name].get('result', results['checks'][name].get('error')), default=str)[:2000],
+        flush=True)
     save()
 
 
 def ratio_lines(results: Dict[str, Any]) -> List[str]:
     """Dual over single img/s and peak memory for every measured pair (``RATIO_PAIRS``)."""
+
     def get(name):
         check = results['checks'].get(name)
         return check['result'] if check and check['ok'] else None
@@ -168,25 +195,25 @@ def ratio_lines(results: Dict[str, Any]) -> List[str]:
 
 def markdown(results: Dict[str, Any]) -> str:
     env = results['environment']
-    lines = [f"# GPU check ({'DRY RUN on CPU, tiny sizes' if results['dry_run'] else 'CUDA'})", '',
-             f"Generated {results['date']} by `{results['command']}`.", '',
-             'Inference of a Dual config uses its single config\'s test_cfg (same post-processing); random '
-             'weights, generated images.', '',
-             f"Device {env.get('gpu', env['cpu'])}; versions: {versions_line(env)}; "
-             f"mmcv ops: {results['mmcv_ops']}", '',
-             '| check | config | shape x batch | AMP | with_cp | img/s | s/iter | peak GiB |',
-             '|---|---|---|---|---|---|---|---|']
+    lines = [
+        f"# GPU check ({'DRY RUN on CPU, tiny sizes' if results['dry_run'] else 'CUDA'})", '',
+        f"Generated {results['date']} by `{results['command']}`.", '',
+        'Inference of a Dual config uses its single config\'s test_cfg (same post-processing); random '
+        'weights, generated images.', '', f"Device {env.get('gpu', env['cpu'])}; versions: {versions_line(env)}; "
+        f"mmcv ops: {results['mmcv_ops']}", '',
+        '| check | config | shape x batch | AMP | with_cp | img/s | s/iter | peak GiB |',
+        '|---|---|---|---|---|---|---|---|'
+    ]
     for name, check in results['checks'].items():
         if not check['ok']:
             lines.append(f"| {name} | FAILED: {check['error'][:150]} | | | | | | |")
             continue
         for r in check['result'] if isinstance(check['result'], list) else [check['result']]:
             peak = r.get('peak_allocated_gib', r.get('peak_rss_gib'))
-            lines.append(
-                f"| {name} | {osp.basename(r['config'])} | {r['shape'][0]}x{r['shape'][1]} x "
-                f"{r.get('batch_size', 1)} | {r.get('amp', '-')} | {r.get('with_cp', '-')} | "
-                f"{r['img_per_s']:.2f} | {r.get('s_per_iter', r.get('median_s')):.3f} | "
-                + (f'{peak:.2f}' if peak is not None else '-') + ' |')
+            lines.append(f"| {name} | {osp.basename(r['config'])} | {r['shape'][0]}x{r['shape'][1]} x "
+                         f"{r.get('batch_size', 1)} | {r.get('amp', '-')} | {r.get('with_cp', '-')} | "
+                         f"{r['img_per_s']:.2f} | {r.get('s_per_iter', r.get('median_s')):.3f} | " +
+                         (f'{peak:.2f}' if peak is not None else '-') + ' |')
     ratios = ratio_lines(results)
     if ratios:
         lines += ['', 'Training ratios (time per image and peak memory, Dual over single):'] + ratios
@@ -201,8 +228,8 @@ def mmcv_ops_kind() -> str:
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', required=True)
-    parser.add_argument('--dry-run', action='store_true',
-                        help='CPU, fp32, tiny shapes, one iteration: exercises the same code')
+    parser.add_argument(
+        '--dry-run', action='store_true', help='CPU, fp32, tiny shapes, one iteration: exercises the same code')
     parser.add_argument('--skip', nargs='*', default=[], help='checks to skip (by name prefix)')
     parser.add_argument('--command', help='the command line to record (gpu_check.sh passes its own)')
     args = parser.parse_args(argv)
@@ -221,7 +248,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     results: Dict[str, Any] = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command=args.command or 'python benchmarks/gpu_bench.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
-        dry_run=dry, environment=environment(), mmcv_ops=mmcv_ops_kind(), checks={}, ratio_pairs=[])
+        dry_run=dry,
+        environment=environment(),
+        mmcv_ops=mmcv_ops_kind(),
+        checks={},
+        ratio_pairs=[])
 
     def save() -> None:
         with open(osp.join(args.out, 'gpu_check.json'), 'w') as f:
@@ -235,28 +266,37 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if wanted('train'):
         for dual, single in TRAIN_PAIRS:
             for config in (dual, single):
-                run_check(results, f'train:{osp.basename(config)}',
-                          lambda c=config: train_iters(c, train_shape, 2, warmup, iters, device, amp), save)
+                run_check(
+                    results,
+                    f'train:{osp.basename(config)}',
+                    lambda c=config: train_iters(c, train_shape, 2, warmup, iters, device, amp),
+                    save)
             results['ratio_pairs'].append((f'train:{osp.basename(dual)}', f'train:{osp.basename(single)}'))
     if wanted('detr'):
         variants = composite_variants(DINO)  # single, Dual sequential, Dual stacked
         for label, cfg in variants.items():
-            run_check(results, f'detr:DINO-R50 {label}',
-                      lambda c=cfg, n=label: train_iters(c, detr_shape, 2, warmup, iters, device, amp,
-                                                         label=f'DINO-R50 {n}'), save)
-        results['ratio_pairs'] += [(f'detr:DINO-R50 {label}', 'detr:DINO-R50 single')
-                                   for label in variants if label != 'single']
+            run_check(
+                results,
+                f'detr:DINO-R50 {label}',
+                lambda c=cfg, n=label: train_iters(c, detr_shape, 2, warmup, iters, device, amp, label=f'DINO-R50 {n}'),
+                save)
+        results['ratio_pairs'] += [(f'detr:DINO-R50 {label}', 'detr:DINO-R50 single') for label in variants
+                                   if label != 'single']
     if wanted('with_cp'):
         for with_cp in (True, False):  # with_cp first: without it may run out of memory
-            run_check(results, f'with_cp={with_cp}:{osp.basename(SWIN_L_HTC)}',
-                      lambda w=with_cp: train_iters(SWIN_L_HTC, big_shape, 1, 1, 2 if not dry else 1, device, amp,
-                                                    with_cp=w), save)
+            run_check(
+                results,
+                f'with_cp={with_cp}:{osp.basename(SWIN_L_HTC)}',
+                lambda w=with_cp: train_iters(SWIN_L_HTC, big_shape, 1, 1, 2 if not dry else 1, device, amp, with_cp=w),
+                save)
     if wanted('inference'):
         for dual, single in TRAIN_PAIRS:
             for config, test_cfg_from in ((dual, single), (single, None)):
-                run_check(results, f'inference:{osp.basename(config)}',
-                          lambda c=config, t=test_cfg_from: inference(c, train_shape, warmup, iters, device, t),
-                          save)
+                run_check(
+                    results,
+                    f'inference:{osp.basename(config)}',
+                    lambda c=config, t=test_cfg_from: inference(c, train_shape, warmup, iters, device, t),
+                    save)
     save()
     print(markdown(results))
     return results

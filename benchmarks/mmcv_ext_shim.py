@@ -28,29 +28,28 @@ def nms(bboxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0) -
     return torch.ops.torchvision.nms(bboxes, scores.to(bboxes.dtype), float(iou_threshold))
 
 
-def roi_align_forward(input: Tensor, rois: Tensor, output: Tensor, argmax_y: Tensor,
-                      argmax_x: Tensor, aligned_height: int, aligned_width: int,
-                      spatial_scale: float, sampling_ratio: int, pool_mode: int,
-                      aligned: bool) -> None:
+def roi_align_forward(input: Tensor, rois: Tensor, output: Tensor, argmax_y: Tensor, argmax_x: Tensor,
+                      aligned_height: int, aligned_width: int, spatial_scale: float, sampling_ratio: int,
+                      pool_mode: int, aligned: bool) -> None:
     _check_avg(pool_mode)
-    output.copy_(torch.ops.torchvision.roi_align(
-        input, rois.to(input.dtype), float(spatial_scale), int(aligned_height),
-        int(aligned_width), int(sampling_ratio), bool(aligned)))
+    output.copy_(
+        torch.ops.torchvision.roi_align(input, rois.to(input.dtype), float(spatial_scale), int(aligned_height),
+                                        int(aligned_width), int(sampling_ratio), bool(aligned)))
 
 
-def roi_align_backward(grad_output: Tensor, rois: Tensor, argmax_y: Tensor, argmax_x: Tensor,
-                       grad_input: Tensor, aligned_height: int, aligned_width: int,
-                       spatial_scale: float, sampling_ratio: int, pool_mode: int,
-                       aligned: bool) -> None:
+def roi_align_backward(grad_output: Tensor, rois: Tensor, argmax_y: Tensor, argmax_x: Tensor, grad_input: Tensor,
+                       aligned_height: int, aligned_width: int, spatial_scale: float, sampling_ratio: int,
+                       pool_mode: int, aligned: bool) -> None:
     _check_avg(pool_mode)
     n, c, h, w = grad_input.shape
-    grad_input.copy_(torch.ops.torchvision._roi_align_backward(
-        grad_output, rois.to(grad_output.dtype), float(spatial_scale), int(aligned_height),
-        int(aligned_width), n, c, h, w, int(sampling_ratio), bool(aligned)))
+    grad_input.copy_(
+        torch.ops.torchvision._roi_align_backward(grad_output, rois.to(grad_output.dtype), float(spatial_scale),
+                                                  int(aligned_height), int(aligned_width), n, c, h, w,
+                                                  int(sampling_ratio), bool(aligned)))
 
 
-def softnms(boxes: Tensor, scores: Tensor, dets: Tensor, iou_threshold: float, sigma: float,
-            min_score: float, method: int, offset: int) -> Tensor:
+def softnms(boxes: Tensor, scores: Tensor, dets: Tensor, iou_threshold: float, sigma: float, min_score: float,
+            method: int, offset: int) -> Tensor:
     """Soft-NMS on the CPU (mmcv runs it on the CPU too); fills ``dets`` like mmcv does."""
     boxes, scores = boxes.float().clone(), scores.float().clone()
     areas = (boxes[:, 2] - boxes[:, 0] + offset) * (boxes[:, 3] - boxes[:, 1] + offset)
@@ -114,9 +113,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
 
     def missing(*args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f'mmcv op {name!r} is not provided by benchmarks/mmcv_ext_shim.py (torchvision '
-            'stand-in for mmcv._ext); build mmcv with compiled ops to run this model')
+        raise NotImplementedError(f'mmcv op {name!r} is not provided by benchmarks/mmcv_ext_shim.py (torchvision '
+                                  'stand-in for mmcv._ext); build mmcv with compiled ops to run this model')
 
     return missing
 
@@ -145,24 +143,25 @@ def self_check(device: str = 'cpu') -> None:
     rois = torch.cat([torch.randint(0, 2, (20, 1), generator=g).float(), boxes[:20].cpu() / 8], 1)
     rois = rois.to(device)
     for aligned, ratio in ((True, 0), (False, 2)):
-        kw = dict(aligned_height=7, aligned_width=7, spatial_scale=0.5, sampling_ratio=ratio,
-                  pool_mode=1, aligned=aligned)
+        kw = dict(
+            aligned_height=7, aligned_width=7, spatial_scale=0.5, sampling_ratio=ratio, pool_mode=1, aligned=aligned)
         outs, grads = [], []
         for ext in (compiled, this):
             out = feats.new_zeros(20, 4, 7, 7)
             ext.roi_align_forward(feats, rois, out, feats.new_zeros(0), feats.new_zeros(0), **kw)
             grad = torch.zeros_like(feats)
-            ext.roi_align_backward(torch.ones_like(out), rois, feats.new_zeros(0),
-                                   feats.new_zeros(0), grad, **kw)
+            ext.roi_align_backward(torch.ones_like(out), rois, feats.new_zeros(0), feats.new_zeros(0), grad, **kw)
             outs.append(out)
             grads.append(grad)
         assert torch.allclose(outs[0], outs[1], atol=1e-5), f'roi_align forward differs {kw}'
         assert torch.allclose(grads[0], grads[1], atol=1e-4), f'roi_align backward differs {kw}'
     for method in (1, 2):  # linear, gaussian
         dets = [torch.zeros(300, 5), torch.zeros(300, 5)]
-        keep = [ext.softnms(boxes.cpu(), scores.cpu(), d, iou_threshold=0.3, sigma=0.5,
-                            min_score=1e-3, method=method, offset=0)
-                for ext, d in ((compiled, dets[0]), (this, dets[1]))]
+        keep = [
+            ext.softnms(
+                boxes.cpu(), scores.cpu(), d, iou_threshold=0.3, sigma=0.5, min_score=1e-3, method=method, offset=0)
+            for ext, d in ((compiled, dets[0]), (this, dets[1]))
+        ]
         assert torch.equal(keep[0].long(), keep[1]), f'softnms keep differs (method {method})'
         assert torch.allclose(dets[0][:len(keep[0])], dets[1][:len(keep[1])], atol=1e-5)
     _check_ms_deform_attn(compiled, this, device, g)

@@ -57,11 +57,21 @@ def main() -> None:
     date = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'timm_sweep.json'), 'w') as f:
-        json.dump(dict(date=date, command=command, environment=env,
-                       totals={s: sum(r['status'] == s for r in results) for s in STATUSES}, results=results),
-                  f, indent=1)
-    header = ['# timm architectures in a Dual CBNet', '', f'Generated {date} by `{command}`.', '',
-              f"Versions: {versions_line(env)}, timm {env['timm']}.", '', __doc__.split('\n\n')[2].replace('\n', ' ')]
+        json.dump(
+            dict(
+                date=date,
+                command=command,
+                environment=env,
+                totals={s: sum(r['status'] == s for r in results)
+                        for s in STATUSES},
+                results=results),
+            f,
+            indent=1)
+    header = [
+        '# timm architectures in a Dual CBNet', '', f'Generated {date} by `{command}`.', '',
+        f"Versions: {versions_line(env)}, timm {env['timm']}.", '',
+        __doc__.split('\n\n')[2].replace('\n', ' ')
+    ]
     report = markdown_report(results, header)
     with open(osp.join(args.out_dir, 'timm_sweep.md'), 'w') as f:
         f.write(report)

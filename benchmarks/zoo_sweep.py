@@ -44,9 +44,14 @@ def _versions() -> dict:
     import mmcv
     import mmdet
     import mmengine
-    return dict(python=platform.python_version(), torch=torch.__version__, mmcv=mmcv.__version__,
-                mmengine=mmengine.__version__, mmdet=mmdet.__version__, machine=platform.machine(),
-                cpus=os.cpu_count())
+    return dict(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        mmcv=mmcv.__version__,
+        mmengine=mmengine.__version__,
+        mmdet=mmdet.__version__,
+        machine=platform.machine(),
+        cpus=os.cpu_count())
 
 
 def _git_revision() -> str:
@@ -92,8 +97,10 @@ def main() -> None:
             out.write(json.dumps(result_to_dict(result)) + '\n')
             out.flush()
             note = f'same as {result.same_as}' if result.same_as else result.reason[:110]
-            print(f'[{index:4d}/{len(configs)}] {result.status:10s} {result.seconds:6.1f}s {rel}  {result.stage} '
-                  f'{note}', flush=True)
+            print(
+                f'[{index:4d}/{len(configs)}] {result.status:10s} {result.seconds:6.1f}s {rel}  {result.stage} '
+                f'{note}',
+                flush=True)
     duration = time.time() - start
 
     summary = summarize(results)
@@ -101,7 +108,7 @@ def main() -> None:
     header = {
         'command': f'`{command.strip()}` (torch on {args.threads} thread(s))',
         'duration': f'{duration / 60:.1f} min for {len(configs)} configs'
-                    f'{" (resumed: earlier results kept)" if done else ""}',
+        f'{" (resumed: earlier results kept)" if done else ""}',
         'date': datetime.datetime.now().strftime('%Y-%m-%d %H:%M'),
         'versions': ', '.join(f'{k} {v}' for k, v in _versions().items()),
         'git revision': _git_revision(),

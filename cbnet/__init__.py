@@ -3,10 +3,10 @@
 ``import cbnet`` (or ``custom_imports = dict(imports=['cbnet'])`` in a config) registers every module in
 mmdet's registries. What it changes outside cbnet is listed, and done, in :mod:`cbnet.global_effects`.
 """
-from .version import __version__
+from . import global_effects  # noqa: E402
 from . import engine, models, utils  # noqa: F401,E402
 from .cbnetify import CBNetifyError, cbnetify, cbnetify_delta  # noqa: E402
-from . import global_effects  # noqa: E402
+from .version import __version__
 
 global_effects.apply()
 

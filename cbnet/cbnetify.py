@@ -69,10 +69,17 @@ def cbnetify_delta(cfg: Config,
     if del_stages is None:
         del_stages = _default_del_stages(backbone_cls)
 
-    cb_backbone = dict(_delete_=True, type='CBNet', backbone=inner, num_backbones=num_backbones,
-                       composition=composition, del_stages=del_stages)
-    delta_model = dict(type=cb_type, backbone=cb_backbone,
-                       assist_loss_weights=_weights_value(0.5 if assist_weight is None else assist_weight))
+    cb_backbone = dict(
+        _delete_=True,
+        type='CBNet',
+        backbone=inner,
+        num_backbones=num_backbones,
+        composition=composition,
+        del_stages=del_stages)
+    delta_model = dict(
+        type=cb_type,
+        backbone=cb_backbone,
+        assist_loss_weights=_weights_value(0.5 if assist_weight is None else assist_weight))
     delta_model.update(_kind_options(cb_type))
     delta = dict(custom_imports=_merged_custom_imports(cfg.get('custom_imports')), model=delta_model)
 
@@ -100,8 +107,8 @@ def cbnetify(cfg: Config,
         >>> cb_cfg.model.type
         'CBFasterRCNN'
     """
-    delta = cbnetify_delta(cfg, num_backbones=num_backbones, composition=composition,
-                           assist_weight=assist_weight, del_stages=del_stages)
+    delta = cbnetify_delta(
+        cfg, num_backbones=num_backbones, composition=composition, assist_weight=assist_weight, del_stages=del_stages)
     out = copy.deepcopy(cfg)
     out.merge_from_dict(copy.deepcopy(delta))  # mmengine's merge honours `_delete_`
     _import_custom_modules(out)  # registers cbnet, so that the result builds right away
@@ -224,8 +231,8 @@ def _backbone_class(backbone: dict) -> type:
     if isinstance(cls, type) and issubclass(cls, CBNet):
         raise CBNetifyError(f'the backbone is already composite ({backbone["type"]}): cbnetify its '
                             'single-backbone source instead, or change num_backbones in this config.')
-    family = next((c for c in getattr(cls, '__mro__', ())
-                   if f'{c.__module__.split(".")[0]}.{c.__name__}' in supported), None)
+    family = next((c for c in getattr(cls, '__mro__', ()) if f'{c.__module__.split(".")[0]}.{c.__name__}' in supported),
+                  None)
     if family is None:
         raise CBNetifyError(
             f'backbone {backbone["type"]!r} is not supported by CBNet. Supported families (and their '

@@ -122,6 +122,8 @@ def apply() -> List[str]:
     register_config_package()
     register_scope()
     register_generated_modules()
-    _applied.extend(['torch safe globals', 'clear checkpoint errors', 'atomic_local backend', 'MODULE2PACKAGE',
-                     'cbnet registry scope', 'generated registry entries'])
+    _applied.extend([
+        'torch safe globals', 'clear checkpoint errors', 'atomic_local backend', 'MODULE2PACKAGE',
+        'cbnet registry scope', 'generated registry entries'
+    ])
     return list(_applied)

@@ -32,7 +32,9 @@ def _sub(state: Dict[str, Tensor], prefix: str) -> Dict[str, Tensor]:
 
 
 # -- ResNet family -----------------------------------------------------------------------------------------------
-def official_cbresnet_forward(state: Dict[str, Tensor], resnet_cfg: dict, x: Tensor,
+def official_cbresnet_forward(state: Dict[str, Tensor],
+                              resnet_cfg: dict,
+                              x: Tensor,
                               out_indices: Sequence[int] = (0, 1, 2, 3)) -> Tuple[Tensor, ...]:
     assist = _eval(MODELS.build(dict(resnet_cfg, init_cfg=None)))
     assist.load_state_dict(_sub(state, 'backbone.cb_modules.0.'), strict=True)
@@ -54,8 +56,14 @@ def official_cbresnet_forward(state: Dict[str, Tensor], resnet_cfg: dict, x: Ten
         for j in range(4 - i):
             p = f'backbone.cb_linears.{i}.{j}.'
             y = F.conv2d(assist_outs[i + j], state[p + '0.weight'])
-            y = F.batch_norm(y, state[p + '1.running_mean'], state[p + '1.running_var'], state[p + '1.weight'],
-                             state[p + '1.bias'], training=False, eps=1e-5)
+            y = F.batch_norm(
+                y,
+                state[p + '1.running_mean'],
+                state[p + '1.running_var'],
+                state[p + '1.weight'],
+                state[p + '1.bias'],
+                training=False,
+                eps=1e-5)
             h = h + F.interpolate(y, size=size, mode='nearest')
         h = getattr(lead, f'layer{i + 1}')(h)
         lead_outs.append(h)
@@ -107,13 +115,16 @@ def _build_swin(swin_cfg: dict, state: Dict[str, Tensor], lead: bool):
     swin = _eval(MODELS.build(dict(swin_cfg, init_cfg=None, convert_weights=False)))
     result = swin.load_state_dict(_original_to_mmdet_block_names(state), strict=False)
     allowed = ('stages.', ) if not lead else ('stages.', 'patch_embed.')
-    assert all(k.startswith(allowed) and ('downsample' in k or k.startswith('patch_embed.'))
-               for k in result.missing_keys), result.missing_keys
+    assert all(
+        k.startswith(allowed) and ('downsample' in k or k.startswith('patch_embed.'))
+        for k in result.missing_keys), result.missing_keys
     assert not result.unexpected_keys, result.unexpected_keys
     return swin
 
 
-def official_cbswin_forward(state: Dict[str, Tensor], swin_cfg: dict, x: Tensor,
+def official_cbswin_forward(state: Dict[str, Tensor],
+                            swin_cfg: dict,
+                            x: Tensor,
                             out_indices: Sequence[int] = (0, 1, 2, 3)) -> Tuple[Tensor, ...]:
     assist_state = _sub(state, 'backbone.cb_modules.0.')
     lead_state = _sub(state, 'backbone.cb_modules.1.')

@@ -81,8 +81,8 @@ class _Attention(nn.Module):
 
     def __init__(self, levels: int) -> None:
         super().__init__()
-        self.attn = MultiScaleDeformableAttention(embed_dims=C, num_heads=HEADS, num_levels=levels,
-                                                  num_points=POINTS, batch_first=True)
+        self.attn = MultiScaleDeformableAttention(
+            embed_dims=C, num_heads=HEADS, num_levels=levels, num_points=POINTS, batch_first=True)
         self.levels = levels
 
     def forward(self, query: torch.Tensor) -> torch.Tensor:
@@ -132,8 +132,13 @@ def test_compare_alternates_variants_and_keeps_the_minimum(monkeypatch):
     def measure(cfg, *args, **kwargs):
         r = sum(1 for c in calls if c == cfg)
         calls.append(cfg)
-        return dict(times_s=fake[cfg][r], peak_mem_increase_bytes=mem[cfg][r], loss=1.0, input_shape=[8, 8],
-                    mem_method='m', timer='cpu')
+        return dict(
+            times_s=fake[cfg][r],
+            peak_mem_increase_bytes=mem[cfg][r],
+            loss=1.0,
+            input_shape=[8, 8],
+            mem_method='m',
+            timer='cpu')
 
     monkeypatch.setattr(compare, 'measure_train_step', measure)
     out = compare.compare_train_steps({'a': 'a', 'b': 'b'}, (8, 8), 'cpu', 1, rounds=2)

@@ -40,8 +40,7 @@ def load_detector_checkpoint(backbone, path):
 
 
 def build_cb(case, num_backbones=2, inner=None, **kwargs):
-    return MODELS.build(dict(type='CBNet', backbone=case.inner(**(inner or {})), num_backbones=num_backbones,
-                             **kwargs))
+    return MODELS.build(dict(type='CBNet', backbone=case.inner(**(inner or {})), num_backbones=num_backbones, **kwargs))
 
 
 def case_images(case):

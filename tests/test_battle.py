@@ -64,8 +64,11 @@ def test_battle_with_and_without_metrics(tmp_path):
     assert json.loads((out / 'battle.json').read_text())['results'][1]['num_backbones'] == 2
     # No metrics anywhere: a cost-only table and plot, and it says so.
     out2 = tmp_path / 'out2'
-    battle.main(cfgs[:1] + ['--out', str(out2), '--shape', '64', '64', '--warmup', '0', '--repeat', '1',
-                            '--work-dirs', str(tmp_path / 'none')])
+    battle.main(cfgs[:1] + [
+        '--out',
+        str(out2), '--shape', '64', '64', '--warmup', '0', '--repeat', '1', '--work-dirs',
+        str(tmp_path / 'none')
+    ])
     assert 'cost only' in (out2 / 'battle.md').read_text()
     assert (out2 / 'battle.png').exists()
 

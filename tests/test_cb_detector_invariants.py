@@ -33,8 +33,8 @@ UNBUILDABLE = {
 #: classes whose predictions are checked but whose loss needs a package the project does not install
 #: configs of variants that matter beyond one config per class: neck-less R-CNNs, panoptic Mask2Former
 EXTRA_CONFIGS = {
-    'CBFasterRCNN': ['faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
-                     'faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py'],
+    'CBFasterRCNN':
+    ['faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py'],
     'CBMaskRCNN': ['mask_rcnn/mask-rcnn_r50-caffe-c4_1x_coco.py'],
     'CBMask2Former': ['mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'],
     'CBRTMDet': ['rtmdet/rtmdet-ins_s_8xb32-300e_coco.py'],  # its head turns the gt masks into tensors in place
@@ -134,8 +134,10 @@ def _assert_same_predictions(expected, got) -> None:
                     torch.testing.assert_close(other, value, rtol=1e-5, atol=1e-5, msg=f'{field}.{key}')
 
 
-@pytest.mark.parametrize('name, rel, num_backbones', CASES,
-                         ids=[f'{n}-{rel.split("/")[-1][:-3] if rel else "zoo"}-K{k}' for n, rel, k in CASES])
+@pytest.mark.parametrize(
+    'name, rel, num_backbones',
+    CASES,
+    ids=[f'{n}-{rel.split("/")[-1][:-3] if rel else "zoo"}-K{k}' for n, rel, k in CASES])
 def test_cb_detector_invariants(name, rel, num_backbones):
     needs, plain, composite = _build_pair(name, rel, num_backbones)
 
@@ -182,8 +184,8 @@ def test_every_cb_class_is_tested_or_listed_with_its_reason():
     assert set(UNBUILDABLE) <= set(CB_DETECTORS)
     assert set(TESTED) | set(UNBUILDABLE) == set(CB_DETECTORS)
     assert len(CB_DETECTORS) >= 50  # every mmdet detector of the known kinds, not a hand-picked few
-    for family in ('CBDINO', 'CBDeformableDETR', 'CBDETR', 'CBMask2Former', 'CBMaskFormer', 'CBSOLOv2',
-                   'CBCondInst', 'CBYOLACT', 'CBCornerNet', 'CBFasterRCNN', 'CBRetinaNet'):
+    for family in ('CBDINO', 'CBDeformableDETR', 'CBDETR', 'CBMask2Former', 'CBMaskFormer', 'CBSOLOv2', 'CBCondInst',
+                   'CBYOLACT', 'CBCornerNet', 'CBFasterRCNN', 'CBRetinaNet'):
         assert family in TESTED, family
 
 

@@ -40,9 +40,15 @@ def test_register_all_is_idempotent_and_picks_the_kind_of_each_detector():
     from cbnet.models.detectors import AssistedDetectorMixin, DETRAssistedMixin, TwoStageAssistedMixin, register_all
     before = dict(MODELS.module_dict)
     assert register_all() == CB_DETECTORS and dict(MODELS.module_dict) == before
-    kinds = {'CBFasterRCNN': TwoStageAssistedMixin, 'CBHybridTaskCascade': TwoStageAssistedMixin,
-             'CBDINO': DETRAssistedMixin, 'CBDETR': DETRAssistedMixin, 'CBMask2Former': AssistedDetectorMixin,
-             'CBSOLOv2': AssistedDetectorMixin, 'CBRetinaNet': AssistedDetectorMixin}
+    kinds = {
+        'CBFasterRCNN': TwoStageAssistedMixin,
+        'CBHybridTaskCascade': TwoStageAssistedMixin,
+        'CBDINO': DETRAssistedMixin,
+        'CBDETR': DETRAssistedMixin,
+        'CBMask2Former': AssistedDetectorMixin,
+        'CBSOLOv2': AssistedDetectorMixin,
+        'CBRetinaNet': AssistedDetectorMixin
+    }
     for name, kind in kinds.items():
         assert MODELS.get(name).__mro__[1] is kind, name
     assert 'CBTridentFasterRCNN' not in CB_DETECTORS and 'CBDetectionTransformer' not in CB_DETECTORS
@@ -217,8 +223,9 @@ def test_lead_proposals_with_cascade_and_htc():
         calls = _record_roi_inputs(model)
         losses = losses_of(model, tiny_batch(model, with_mask=True))
         assert len(calls) == 2 and all(torch.equal(a, b) for a, b in zip(calls[0]['bboxes'], calls[1]['bboxes']))
-        assert {k[len('assist1_'):] for k in losses if k.startswith('assist1_')} == {
-            k for k in losses if not k.startswith('assist')}, name
+        assert {k[len('assist1_'):]
+                for k in losses if k.startswith('assist1_')} == {k
+                                                                 for k in losses if not k.startswith('assist')}, name
 
 
 def test_kind_options_are_checked():
@@ -324,10 +331,14 @@ def test_a_few_iterations_on_the_toy_data_reduce_the_loss(tmp_path, config):
     from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 
     data_root = make_tiny_toy(str(tmp_path / 'toy'))
-    path = write_tiny_config(str(tmp_path / 'cfg.py'), data_root, osp.join(REPO, 'configs', 'cbnet', config),
-                             max_iters=24, flip_prob=0.0,
-                             extra='param_scheduler = []\nval_cfg = None\nval_dataloader = None\n'
-                                   'val_evaluator = None\nrandomness = dict(seed=0)\n')
+    path = write_tiny_config(
+        str(tmp_path / 'cfg.py'),
+        data_root,
+        osp.join(REPO, 'configs', 'cbnet', config),
+        max_iters=24,
+        flip_prob=0.0,
+        extra='param_scheduler = []\nval_cfg = None\nval_dataloader = None\n'
+        'val_evaluator = None\nrandomness = dict(seed=0)\n')
     cfg = Config.fromfile(path)
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)

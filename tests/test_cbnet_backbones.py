@@ -100,9 +100,10 @@ def mmdet_backbone(config, **overrides):
     return backbone
 
 
-@pytest.mark.parametrize('config', ['dcn/faster-rcnn_r50-dconv-c3-c5_fpn_1x_coco.py',
-                                    'dcnv2/faster-rcnn_r50-mdconv-c3-c5_fpn_1x_coco.py',
-                                    'detectors/cascade-rcnn_r50-sac_1x_coco.py'])
+@pytest.mark.parametrize('config', [
+    'dcn/faster-rcnn_r50-dconv-c3-c5_fpn_1x_coco.py', 'dcnv2/faster-rcnn_r50-mdconv-c3-c5_fpn_1x_coco.py',
+    'detectors/cascade-rcnn_r50-sac_1x_coco.py'
+])
 def test_dual_deformable_and_sac_resnets_of_the_mmdet_configs_build_and_run(config):
     """mmcv's deformable conv refuses maps smaller than its kernel and SAC reflect-pads by 2: the probe must
     reach a 3x3 map at the deepest stage (it used to end at 1x1 and fail to build)."""
@@ -126,8 +127,8 @@ def test_probe_size_follows_the_total_stride_and_stays_small_for_transformers():
     assert sizes == [96, 48, 96, 32]  # 3 cells of stride 32 / 16; Swin pads windows: one 32 px cell
 
 
-@pytest.mark.parametrize('config', ['detectors/cascade-rcnn_r50-rfp_1x_coco.py',
-                                    'detectors/detectors_cascade-rcnn_r50_1x_coco.py'])
+@pytest.mark.parametrize(
+    'config', ['detectors/cascade-rcnn_r50-rfp_1x_coco.py', 'detectors/detectors_cascade-rcnn_r50_1x_coco.py'])
 def test_detectors_rfp_is_refused_with_the_reason_and_the_sac_alternative(config):
     backbone = mmdet_backbone(config, base_channels=8, stem_channels=8)
     with pytest.raises(ValueError, match=r'Recursive Feature Pyramid.*rfp_forward.*cascade-rcnn_r50-sac_1x_coco'):
@@ -170,8 +171,9 @@ def test_import_cbnet_and_build_a_dual_resnet_without_mmpretrain():
 # -- official-architecture aliases ------------------------------------------------------------------------
 def test_dhlc_connection_layout_matches_official_resnet():
     """Official CBNetV2 R50: 6 connections, conv(no bias)+BN, C_{i+j+1} -> input of layer{i+1}."""
-    model = MODELS.build(dict(type='CBResNet', depth=50, cb_inplanes=[64, 256, 512, 1024, 2048],
-                              out_indices=(0, 1, 2, 3), init_cfg=None))
+    model = MODELS.build(
+        dict(
+            type='CBResNet', depth=50, cb_inplanes=[64, 256, 512, 1024, 2048], out_indices=(0, 1, 2, 3), init_cfg=None))
     link = model.composition.connections[0]
     assert sorted(link.keys()) == sorted(
         ['into1_from1', 'into1_from2', 'into1_from3', 'into2_from2', 'into2_from3', 'into3_from3'])
@@ -182,8 +184,16 @@ def test_dhlc_connection_layout_matches_official_resnet():
 
 
 def test_swin_alias_matches_official_layout():
-    model = MODELS.build(dict(type='CBSwinTransformer', embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2),
-                              window_size=4, pretrain_img_size=64, out_indices=(0, 1, 2, 3), init_cfg=None))
+    model = MODELS.build(
+        dict(
+            type='CBSwinTransformer',
+            embed_dim=8,
+            depths=(1, 1, 1, 1),
+            num_heads=(1, 1, 2, 2),
+            window_size=4,
+            pretrain_img_size=64,
+            out_indices=(0, 1, 2, 3),
+            init_cfg=None))
     link = model.composition.connections[0]
     assert len(link) == 10
     identities = [k for k, c in link.items() if c.identity]
@@ -197,11 +207,10 @@ def test_swin_alias_matches_official_layout():
 
 
 def test_aliases_build_res2net_and_convnext():
-    res2 = MODELS.build(dict(type='CBRes2Net', depth=50, scales=2, base_width=4, base_channels=8, stem_channels=8,
-                             init_cfg=None))
+    res2 = MODELS.build(
+        dict(type='CBRes2Net', depth=50, scales=2, base_width=4, base_channels=8, stem_channels=8, init_cfg=None))
     assert res2.num_backbones == 2 and type(res2.branches[0]).__name__ == 'Res2Net'
-    cnx = MODELS.build(dict(type='CBConvNeXt', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]),
-                            init_cfg=None))
+    cnx = MODELS.build(dict(type='CBConvNeXt', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]), init_cfg=None))
     cnx.eval()
     assert [f.shape[1] for f in cnx(images())] == [8, 16, 32, 64]
 

@@ -77,8 +77,13 @@ def test_checkpoint_matching_nothing_is_an_error(tmp_path):
 
 def test_official_cbnetv2_checkpoint_as_backbone_init_points_to_converter(tmp_path):
     path = tmp_path / 'official.pth'
-    torch.save({'state_dict': {'backbone.cb_modules.0.conv1.weight': torch.zeros(8, 3, 7, 7),
-                               'backbone.cb_linears.1.0.0.weight': torch.zeros(16, 32, 1, 1)}}, path)
+    torch.save(
+        {
+            'state_dict': {
+                'backbone.cb_modules.0.conv1.weight': torch.zeros(8, 3, 7, 7),
+                'backbone.cb_linears.1.0.0.weight': torch.zeros(16, 32, 1, 1)
+            }
+        }, path)
     with pytest.raises(ValueError, match='official CBNetV2.*cbnetv2_to_cbnet.py'):
         cbnet(family('ResNet', init_cfg=dict(type='Pretrained', checkpoint=str(path))))
 

@@ -147,8 +147,8 @@ def test_zoo_config_cbnetified_builds_and_computes_losses(rel):
     assist = {k for k in losses if k.startswith('assist1_')}
     lead = {k for k in losses if not k.startswith('assist')}
     assert assist and {k[len('assist1_'):] for k in assist} == lead, sorted(losses)
-    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v)
-                for k, v in losses.items() if 'loss' in k)
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v) for k, v in losses.items()
+                if 'loss' in k)
     assert torch.isfinite(total), {k: v for k, v in losses.items() if 'loss' in k}
 
 
@@ -175,8 +175,9 @@ def test_real_size_configs_build_as_written():
     assert swin.backbone.stage_out_channels == [96, 192, 384, 768] and swin.backbone.del_stages == 0
     assert swin.backbone.branches[0].convert_weights  # original Swin checkpoints still converted
 
-    convnext = MODELS.build(cbnetify(mmdet_config(
-        'convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py')).model)
+    convnext = MODELS.build(
+        cbnetify(
+            mmdet_config('convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py')).model)
     assert convnext.backbone.stage_out_channels == [96, 192, 384, 768]
     assert convnext.backbone.branches[0].init_cfg['prefix'] == 'backbone.'
 
@@ -205,8 +206,12 @@ def test_convnext_recipe_optimizer_builds_for_the_composite():
     optim_wrapper = dict(cb.optim_wrapper.to_dict(), type='OptimWrapper')  # AmpOptimWrapper needs a GPU
     optim_wrapper.pop('loss_scale', None)
     with pytest.raises(NotImplementedError):  # what the source's constructor does with a composite backbone
-        build_optim_wrapper(model, dict(optim_wrapper, constructor='LearningRateDecayOptimizerConstructor',
-                                        paramwise_cfg=cfg.optim_wrapper.paramwise_cfg))
+        build_optim_wrapper(
+            model,
+            dict(
+                optim_wrapper,
+                constructor='LearningRateDecayOptimizerConstructor',
+                paramwise_cfg=cfg.optim_wrapper.paramwise_cfg))
     built = build_optim_wrapper(model, optim_wrapper)
     assert built.optimizer.defaults['lr'] == cfg.optim_wrapper.optimizer.lr  # the recipe's optimizer, kept
     assert type(built.optimizer).__name__ == 'AdamW'
@@ -247,22 +252,24 @@ def test_refuses_a_backbone_without_adapter():
         cbnetify_delta(cfg)
 
 
-@pytest.mark.parametrize('rel, cb_type, has_neck', [
-    ('ssd/ssd300_coco.py', 'CBSingleStageDetector', True),  # SSDVGG, SSDNeck
-    ('rtmdet/rtmdet_l_8xb32-300e_coco.py', 'CBRTMDet', True),  # CSPNeXt, CSPNeXtPAFPN
-    ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'CBDINO', True),
-    ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'CBDeformableDETR', True),
-    ('detr/detr_r50_8xb2-150e_coco.py', 'CBDETR', True),
-    ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', 'CBMask2Former', False),  # panoptic, pixel decoder
-    ('mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', 'CBMask2Former', False),
-    ('maskformer/maskformer_r50_ms-16xb1-75e_coco.py', 'CBMaskFormer', False),
-    ('solov2/solov2_r50_fpn_1x_coco.py', 'CBSOLOv2', True),
-    ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', 'CBCondInst', True),
-    ('yolact/yolact_r50_1xb8-55e_coco.py', 'CBYOLACT', True),
-    ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'CBFasterRCNN', False),  # the RoI head holds stage 4
-    ('faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py', 'CBFasterRCNN', False),
-    ('detectors/cascade-rcnn_r50-sac_1x_coco.py', 'CBCascadeRCNN', True),  # the suggested DetectoRS
-])
+@pytest.mark.parametrize(
+    'rel, cb_type, has_neck',
+    [
+        ('ssd/ssd300_coco.py', 'CBSingleStageDetector', True),  # SSDVGG, SSDNeck
+        ('rtmdet/rtmdet_l_8xb32-300e_coco.py', 'CBRTMDet', True),  # CSPNeXt, CSPNeXtPAFPN
+        ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'CBDINO', True),
+        ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'CBDeformableDETR', True),
+        ('detr/detr_r50_8xb2-150e_coco.py', 'CBDETR', True),
+        ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', 'CBMask2Former', False),  # panoptic, pixel decoder
+        ('mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', 'CBMask2Former', False),
+        ('maskformer/maskformer_r50_ms-16xb1-75e_coco.py', 'CBMaskFormer', False),
+        ('solov2/solov2_r50_fpn_1x_coco.py', 'CBSOLOv2', True),
+        ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', 'CBCondInst', True),
+        ('yolact/yolact_r50_1xb8-55e_coco.py', 'CBYOLACT', True),
+        ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', 'CBFasterRCNN', False),  # the RoI head holds stage 4
+        ('faster_rcnn/faster-rcnn_r50-caffe-dc5_1x_coco.py', 'CBFasterRCNN', False),
+        ('detectors/cascade-rcnn_r50-sac_1x_coco.py', 'CBCascadeRCNN', True),  # the suggested DetectoRS
+    ])
 def test_every_detector_kind_and_neckless_configs_convert(rel, cb_type, has_neck):
     cfg = mmdet_config(rel)
     cb = cbnetify(cfg)
@@ -306,10 +313,10 @@ def _cli():
 
 @pytest.mark.parametrize('src, args, expect', [
     ('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', [], dict(num_backbones=2, composition='DHLC')),
-    ('mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', ['--num-backbones', '3', '--assist-weight', '0.3'],
-     dict(num_backbones=3, composition='DHLC', del_stages=0)),
-    ('mmdet::htc/htc_r50_fpn_1x_coco.py', ['--composition', 'SLC', '--del-stages', '2'],
-     dict(num_backbones=2, composition='SLC', del_stages=2)),
+    ('mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', ['--num-backbones', '3', '--assist-weight', '0.3'
+                                                           ], dict(num_backbones=3, composition='DHLC', del_stages=0)),
+    ('mmdet::htc/htc_r50_fpn_1x_coco.py', ['--composition', 'SLC', '--del-stages', '2'
+                                           ], dict(num_backbones=2, composition='SLC', del_stages=2)),
 ])
 def test_cli_writes_a_small_config_that_inherits_and_builds(tmp_path, src, args, expect):
     out = tmp_path / 'cb.py'
@@ -355,12 +362,25 @@ def test_cli_output_trains_with_tools_train(tmp_path):
     src = write_tiny_config(str(tmp_path / 'tiny.py'), make_tiny_toy(str(tmp_path / 'toy')), max_iters=1)
     out = tmp_path / 'triple.py'
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, CLI, src, '-o', str(out), '--num-backbones', '3'], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, CLI, src, '-o',
+                           str(out), '--num-backbones', '3'],
+                          capture_output=True,
+                          text=True,
+                          cwd=ROOT,
+                          env=env,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "_base_ = 'tiny.py'" in out.read_text()
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(out), '--work-dir',
-                           str(tmp_path / 'work')], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable,
+         osp.join(ROOT, 'tools', 'train.py'),
+         str(out), '--work-dir',
+         str(tmp_path / 'work')],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert 'assist1_loss_cls' in log and 'assist2_loss_cls' in log  # both assisting branches supervised

@@ -13,9 +13,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 
 import cbnet  # noqa: F401
+from cbnet.testing import make_tiny_toy, write_tiny_config
 from cbnet.utils import register_mmengine_safe_globals
 from cbnet.utils.checkpoint import history_buffer_getattr
-from cbnet.testing import make_tiny_toy, write_tiny_config
 
 # Deterministic run for the resume comparison: mmengine does not checkpoint torch's RNG state, so random
 # proposal sampling (RandomSampler) and random flips after a resume differ from a straight run. With
@@ -44,8 +44,7 @@ def runs(tmp_path_factory):
     """A straight 4-iteration run (checkpoints at 2 and 4) and a run resumed from its iteration 2."""
     tmp = tmp_path_factory.mktemp('ckpt')
     data_root = make_tiny_toy(str(tmp / 'toy'))
-    cfg_file = write_tiny_config(str(tmp / 'tiny.py'), data_root, max_iters=4, flip_prob=0.0,
-                                 extra=DETERMINISTIC)
+    cfg_file = write_tiny_config(str(tmp / 'tiny.py'), data_root, max_iters=4, flip_prob=0.0, extra=DETERMINISTIC)
     straight = str(tmp / 'straight')
     _run(cfg_file, straight, 'ckpt_straight')
     resumed = str(tmp / 'resumed')
@@ -153,6 +152,8 @@ def test_registration_is_idempotent_and_names_what_checkpoints_contain():
     names = register_mmengine_safe_globals()
     assert names == register_mmengine_safe_globals()
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in names
-    assert {'numpy._core.multiarray._reconstruct', 'numpy.core.multiarray._reconstruct', 'numpy.ndarray',
-            'numpy.dtype', 'builtins.getattr'} <= set(names)
+    assert {
+        'numpy._core.multiarray._reconstruct', 'numpy.core.multiarray._reconstruct', 'numpy.ndarray', 'numpy.dtype',
+        'builtins.getattr'
+    } <= set(names)
     assert 'builtins.eval' not in names and 'posix.system' not in names

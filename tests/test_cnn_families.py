@@ -27,14 +27,23 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 #: zoo config -> the family's own size arguments that make its backbone tiny (type and other options kept)
 ZOO = {
-    'rtmdet/rtmdet_l_8xb32-300e_coco.py': dict(deepen_factor=0.33, widen_factor=0.125),  # CSPNeXt
-    'yolox/yolox_s_8xb8-300e_coco.py': dict(deepen_factor=0.33, widen_factor=0.125),  # CSPDarknet
+    'rtmdet/rtmdet_l_8xb32-300e_coco.py':
+    dict(deepen_factor=0.33, widen_factor=0.125),  # CSPNeXt
+    'yolox/yolox_s_8xb8-300e_coco.py':
+    dict(deepen_factor=0.33, widen_factor=0.125),  # CSPDarknet
     'yolo/yolov3_d53_8xb8-320-273e_coco.py': {},  # Darknet-53 has no size argument: full size
-    'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py': dict(widen_factor=0.25),
-    'efficientnet/retinanet_effb3_fpn_8xb4-crop896-1x_coco.py': dict(arch='b0'),
-    'ssd/ssd300_coco.py': dict(depth=11, out_feature_indices=(14, 24)),  # VGG-11's conv4 and fc7 (VGG-16: 22, 34)
-    'cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py': dict(  # two stacks as in Hourglass-104
-        downsample_times=2, stage_channels=(16, 16, 32), stage_blocks=(1, 1, 1), feat_channel=16),
+    'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py':
+    dict(widen_factor=0.25),
+    'efficientnet/retinanet_effb3_fpn_8xb4-crop896-1x_coco.py':
+    dict(arch='b0'),
+    'ssd/ssd300_coco.py':
+    dict(depth=11, out_feature_indices=(14, 24)),  # VGG-11's conv4 and fc7 (VGG-16: 22, 34)
+    'cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py':
+    dict(  # two stacks as in Hourglass-104
+        downsample_times=2,
+        stage_channels=(16, 16, 32),
+        stage_blocks=(1, 1, 1),
+        feat_channel=16),
 }
 
 
@@ -130,8 +139,8 @@ def test_zoo_config_through_the_cli_trains_and_predicts(rel, tmp_path):
     lead = {k for k in losses if not k.startswith('assist')}
     assist = {k[len('assist1_'):] for k in losses if k.startswith('assist1_')}
     assert lead and assist == lead, sorted(losses)
-    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v)
-                for k, v in losses.items() if 'loss' in k)
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v) for k, v in losses.items()
+                if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
     dead = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]

@@ -27,21 +27,38 @@ SWIN_COMPOSITION = dict(type='DHLC', norm_cfg=None, conv_bias=True, identity_if_
 
 def resnet_pair(num_backbones: int):
     inner = family('ResNet')  # tiny ResNet-18: stem 8, stages 8/16/32/64
-    official = dict({k: v for k, v in inner.items() if k != 'type'}, type='CBResNet', num_backbones=num_backbones,
-                    cb_inplanes=[8, 8, 16, 32, 64], cb_del_stages=1, cb_zero_init=True)
-    generic = dict(type='CBNet', backbone=inner, num_backbones=num_backbones, composition='DHLC', del_stages=1,
-                   zero_init=True)
+    official = {k: v for k, v in inner.items() if k != 'type'}
+    official.update(
+        type='CBResNet',
+        num_backbones=num_backbones,
+        cb_inplanes=[8, 8, 16, 32, 64],
+        cb_del_stages=1,
+        cb_zero_init=True)
+    generic = dict(
+        type='CBNet', backbone=inner, num_backbones=num_backbones, composition='DHLC', del_stages=1, zero_init=True)
     return official, generic
 
 
 def swin_pair(num_backbones: int):
     inner = family('Swin')
     swin = {k: v for k, v in inner.items() if k not in ('type', 'embed_dims')}
-    official = dict(swin, type='CBSwinTransformer', num_backbones=num_backbones, embed_dim=inner['embed_dims'],
-                    ape=False, use_checkpoint=False, cb_del_stages=1, cb_zero_init=True)
+    official = dict(
+        swin,
+        type='CBSwinTransformer',
+        num_backbones=num_backbones,
+        embed_dim=inner['embed_dims'],
+        ape=False,
+        use_checkpoint=False,
+        cb_del_stages=1,
+        cb_zero_init=True)
     # the official cb_del_stages=1 counts the patch embedding as a stage: no Swin stage is shared (del_stages=0)
-    generic = dict(type='CBNet', backbone=dict(inner, use_abs_pos_embed=False, with_cp=False, convert_weights=True),
-                   num_backbones=num_backbones, composition=SWIN_COMPOSITION, del_stages=0, zero_init=True)
+    generic = dict(
+        type='CBNet',
+        backbone=dict(inner, use_abs_pos_embed=False, with_cp=False, convert_weights=True),
+        num_backbones=num_backbones,
+        composition=SWIN_COMPOSITION,
+        del_stages=0,
+        zero_init=True)
     return official, generic
 
 
@@ -125,8 +142,11 @@ def test_paper_configs_backbones_translate_to_the_generic_form():
     swin = _paper_backbone('dual_swin_t_mask_rcnn.py')
     renames = dict(embed_dim='embed_dims', ape='use_abs_pos_embed', use_checkpoint='with_cp')
     inner = {renames.get(k, k): v for k, v in swin.items() if not k.startswith('cb_') and k != 'type'}
-    generic_swin = dict(type='CBNet', backbone=dict(inner, type='SwinTransformer', convert_weights=True),
-                        del_stages=swin['cb_del_stages'] - 1, composition=SWIN_COMPOSITION)
+    generic_swin = dict(
+        type='CBNet',
+        backbone=dict(inner, type='SwinTransformer', convert_weights=True),
+        del_stages=swin['cb_del_stages'] - 1,
+        composition=SWIN_COMPOSITION)
     for official_cfg, generic_cfg in ((r50, generic_r50), (swin, generic_swin)):
         official, generic = MODELS.build(official_cfg), MODELS.build(generic_cfg)
         assert shapes(official) == shapes(generic)

@@ -7,19 +7,33 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from cbnet.testing import family, images, tiny_detector_cfg
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from tests.official_reference import official_cbresnet_forward, official_cbswin_forward, official_fpn_forward
-from cbnet.testing.checkpoint_formats import to_original_swin
 
 from cbnet.converters import convert_cbnetv2_state_dict, detect_family
 from cbnet.converters.cbnetv2 import convert_checkpoint, load_official_checkpoint
+from cbnet.testing import family, images, tiny_detector_cfg
+from cbnet.testing.checkpoint_formats import to_original_swin
+from tests.official_reference import official_cbresnet_forward, official_cbswin_forward, official_fpn_forward
 
-RESNET50 = dict(type='ResNet', depth=50, base_channels=8, stem_channels=8, out_indices=(0, 1, 2, 3),
-                norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, style='pytorch')
-SWIN = dict(type='SwinTransformer', embed_dims=8, depths=(2, 1, 2, 1), num_heads=(1, 2, 2, 4), window_size=4,
-            pretrain_img_size=64, drop_path_rate=0.0, out_indices=(0, 1, 2, 3))
+RESNET50 = dict(
+    type='ResNet',
+    depth=50,
+    base_channels=8,
+    stem_channels=8,
+    out_indices=(0, 1, 2, 3),
+    norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=True,
+    style='pytorch')
+SWIN = dict(
+    type='SwinTransformer',
+    embed_dims=8,
+    depths=(2, 1, 2, 1),
+    num_heads=(1, 2, 2, 4),
+    window_size=4,
+    pretrain_img_size=64,
+    drop_path_rate=0.0,
+    out_indices=(0, 1, 2, 3))
 FPN = dict(in_channels=[32, 64, 128, 256], out_channels=16, num_outs=5)
 SWIN_FPN = dict(in_channels=[8, 16, 32, 64], out_channels=16, num_outs=5)
 
@@ -137,8 +151,8 @@ def test_dual_resnet_converted_matches_official_forward():
         assert not torch.allclose(official_cbresnet_forward(zeroed, RESNET50, x)[-1], ref[-1], atol=1e-3)
 
     dropped = sorted(k for k, _ in report.dropped)
-    assert dropped == sorted(f'backbone.cb_modules.1.bn1.{p}' for p in
-                             ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'))
+    assert dropped == sorted(f'backbone.cb_modules.1.bn1.{p}'
+                             for p in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'))
 
 
 def test_dual_swin_converted_matches_official_forward():
@@ -166,8 +180,11 @@ def test_connection_indices_follow_official_shapes():
     stage index 1 -> stage index 1, i.e. into{i}_from{i+j}; every official R50 connection lands on a same-shaped
     one."""
     cb_inplanes = [64, 256, 512, 1024, 2048]
-    shapes = {f'backbone.cb_linears.{i}.{j}.0.weight': (cb_inplanes[i], cb_inplanes[i + j + 1], 1, 1)
-              for i in range(1, 4) for j in range(4 - i)}
+    shapes = {
+        f'backbone.cb_linears.{i}.{j}.0.weight': (cb_inplanes[i], cb_inplanes[i + j + 1], 1, 1)
+        for i in range(1, 4)
+        for j in range(4 - i)
+    }
     assert shapes['backbone.cb_linears.1.0.0.weight'] == (256, 512, 1, 1)
     fake = {k: torch.empty(s) for k, s in shapes.items()}
     fake['backbone.cb_modules.0.conv1.weight'] = torch.empty(64, 3, 7, 7)
@@ -183,17 +200,22 @@ def test_connection_indices_follow_official_shapes():
 # -- heads of the released detectors ------------------------------------------------------------------------------
 #: parameter names as written by mmdet 2.14 (the official files); the converter keeps them
 MMDET2_HEAD_KEYS = {
-    'CBMaskRCNN': ['rpn_head.rpn_conv.weight', 'rpn_head.rpn_cls.weight', 'rpn_head.rpn_reg.bias',
-                   'roi_head.bbox_head.shared_fcs.1.weight', 'roi_head.bbox_head.fc_cls.weight',
-                   'roi_head.mask_head.convs.3.conv.weight', 'roi_head.mask_head.upsample.weight',
-                   'roi_head.mask_head.conv_logits.bias'],
-    'CBCascadeRCNN': ['roi_head.bbox_head.2.shared_convs.3.conv.weight', 'roi_head.bbox_head.2.shared_convs.3.bn.bias',
-                      'roi_head.bbox_head.0.shared_fcs.0.weight', 'roi_head.bbox_head.1.fc_reg.weight',
-                      'roi_head.mask_head.2.conv_logits.weight'],
-    'CBHybridTaskCascade': ['roi_head.semantic_head.lateral_convs.0.conv.weight',
-                            'roi_head.semantic_head.conv_embedding.conv.weight',
-                            'roi_head.semantic_head.conv_logits.weight', 'roi_head.mask_head.1.conv_res.conv.weight',
-                            'roi_head.bbox_head.2.shared_convs.0.conv.weight'],
+    'CBMaskRCNN': [
+        'rpn_head.rpn_conv.weight', 'rpn_head.rpn_cls.weight', 'rpn_head.rpn_reg.bias',
+        'roi_head.bbox_head.shared_fcs.1.weight', 'roi_head.bbox_head.fc_cls.weight',
+        'roi_head.mask_head.convs.3.conv.weight', 'roi_head.mask_head.upsample.weight',
+        'roi_head.mask_head.conv_logits.bias'
+    ],
+    'CBCascadeRCNN': [
+        'roi_head.bbox_head.2.shared_convs.3.conv.weight', 'roi_head.bbox_head.2.shared_convs.3.bn.bias',
+        'roi_head.bbox_head.0.shared_fcs.0.weight', 'roi_head.bbox_head.1.fc_reg.weight',
+        'roi_head.mask_head.2.conv_logits.weight'
+    ],
+    'CBHybridTaskCascade': [
+        'roi_head.semantic_head.lateral_convs.0.conv.weight', 'roi_head.semantic_head.conv_embedding.conv.weight',
+        'roi_head.semantic_head.conv_logits.weight', 'roi_head.mask_head.1.conv_res.conv.weight',
+        'roi_head.bbox_head.2.shared_convs.0.conv.weight'
+    ],
 }
 _4CONV1FC = dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=32, norm_cfg=dict(type='BN', requires_grad=True))
 
@@ -201,8 +223,9 @@ _4CONV1FC = dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=32, norm_cfg=d
 def _tiny_cb_detector(name):
     if name == 'CBMaskRCNN':
         return tiny_detector_cfg('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', name)
-    cfg = tiny_detector_cfg('cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py' if name == 'CBCascadeRCNN'
-                            else 'htc/htc_r50_fpn_1x_coco.py', name)
+    cfg = tiny_detector_cfg(
+        'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'
+        if name == 'CBCascadeRCNN' else 'htc/htc_r50_fpn_1x_coco.py', name)
     for head in cfg.roi_head.bbox_head:  # the released Swin models use 4conv1fc box heads with BN
         head.update(_4CONV1FC)
     if name == 'CBHybridTaskCascade':
@@ -243,8 +266,7 @@ def _inner(cb_resnet_cfg):
 def _cli_main():
     import importlib.util
     import os.path as osp
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'model_converters',
-                    'cbnetv2_to_cbnet.py')
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'model_converters', 'cbnetv2_to_cbnet.py')
     spec = importlib.util.spec_from_file_location('cbnetv2_to_cbnet', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -377,26 +399,29 @@ def _official_for_config(model, inner_cfg, widths, family_name):
 
 
 PAPER_CONFIGS = {
-    'configs/cbnet/dual_r50_faster_rcnn.py': (
-        dict(type='ResNet', depth=50), [64, 256, 512, 1024, 2048], 'resnet'),
-    'configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py': (
-        dict(type='Res2Net', depth=101, scales=4, base_width=26, stage_with_dcn=(False, True, True, True),
-             dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False)),
-        [64, 256, 512, 1024, 2048], 'resnet'),
-    'configs/cbnet/dual_swin_t_mask_rcnn.py': (
-        dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
-        [96, 192, 384, 768], 'swin'),
-    'configs/cbnet/dual_swin_t_cascade_mask_rcnn.py': (
-        dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
-        [96, 192, 384, 768], 'swin'),
-    'configs/cbnet/dual_swin_b_htc.py': (
-        dict(type='SwinTransformer', embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=7),
-        [128, 256, 512, 1024], 'swin'),
+    'configs/cbnet/dual_r50_faster_rcnn.py': (dict(type='ResNet', depth=50), [64, 256, 512, 1024, 2048], 'resnet'),
+    'configs/cbnet/dual_res2net101_dcn_cascade_rcnn.py': (dict(
+        type='Res2Net',
+        depth=101,
+        scales=4,
+        base_width=26,
+        stage_with_dcn=(False, True, True, True),
+        dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False)), [64, 256, 512, 1024, 2048], 'resnet'),
+    'configs/cbnet/dual_swin_t_mask_rcnn.py':
+    (dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+          window_size=7), [96, 192, 384, 768], 'swin'),
+    'configs/cbnet/dual_swin_t_cascade_mask_rcnn.py':
+    (dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+          window_size=7), [96, 192, 384, 768], 'swin'),
+    'configs/cbnet/dual_swin_b_htc.py':
+    (dict(type='SwinTransformer', embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
+          window_size=7), [128, 256, 512, 1024], 'swin'),
 }
 
 
-@pytest.mark.parametrize('config', [
-    pytest.param(c, marks=pytest.mark.slow) if 'swin_b' in c or 'res2net' in c else c for c in PAPER_CONFIGS])
+@pytest.mark.parametrize(
+    'config',
+    [pytest.param(c, marks=pytest.mark.slow) if 'swin_b' in c or 'res2net' in c else c for c in PAPER_CONFIGS])
 def test_official_checkpoint_of_a_paper_config_loads_strictly(config):
     import os.path as osp
 
@@ -412,9 +437,10 @@ def test_official_checkpoint_of_a_paper_config_loads_strictly(config):
     if family_name == 'resnet':
         assert tuple(official['backbone.cb_linears.1.0.0.weight'].shape) == (256, 512, 1, 1)
         # the official lead's unused stem BN (deep-stem Res2Net: its stem was already removed above)
-        assert [k for k, _ in report.dropped] == [f'backbone.cb_modules.1.bn1.{p}' for p in
-                                                  ('weight', 'bias', 'running_mean', 'running_var',
-                                                   'num_batches_tracked') if 'res2net' not in config]
+        assert [k for k, _ in report.dropped] == [
+            f'backbone.cb_modules.1.bn1.{p}'
+            for p in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked') if 'res2net' not in config
+        ]
     else:
         assert not report.dropped
 
@@ -426,8 +452,10 @@ def test_swin_classification_head_and_attention_masks_are_dropped_and_reported()
     official['backbone.cb_modules.1.absolute_pos_embed'] = torch.zeros(1, 256, 8)
     converted, report = convert_cbnetv2_state_dict(official)
     reasons = dict(report.dropped)
-    assert set(reasons) == {'backbone.cb_modules.0.layers.0.blocks.0.attn_mask',
-                            'backbone.cb_modules.0.head.weight', 'backbone.cb_modules.1.absolute_pos_embed'}
+    assert set(reasons) == {
+        'backbone.cb_modules.0.layers.0.blocks.0.attn_mask', 'backbone.cb_modules.0.head.weight',
+        'backbone.cb_modules.1.absolute_pos_embed'
+    }
     assert 'recomputed' in reasons['backbone.cb_modules.0.layers.0.blocks.0.attn_mask']
     assert not any('attn_mask' in k or 'head.' in k or 'absolute_pos_embed' in k for k in converted)
     assert 'dropped backbone.cb_modules.0.head.weight' in report.summary()

@@ -90,11 +90,15 @@ def test_toy_detr_style_detectors_learn_on_the_toy_data(tmp_path, config, one_th
     data_root = make_tiny_toy(str(tmp_path / 'toy'))
     iters = 24
     # 24 steps at lr 1e-3 (the toys' 300-iteration schedules use less) so that the fall is clear in a short run
-    path = write_tiny_config(str(tmp_path / 'cfg.py'), data_root, osp.join(CONFIGS, config), max_iters=iters,
-                             flip_prob=0.0,
-                             extra='param_scheduler = []\nval_cfg = None\nval_dataloader = None\n'
-                                   'val_evaluator = None\nrandomness = dict(seed=0)\n'
-                                   'optim_wrapper = dict(optimizer=dict(lr=1e-3))\n')
+    path = write_tiny_config(
+        str(tmp_path / 'cfg.py'),
+        data_root,
+        osp.join(CONFIGS, config),
+        max_iters=iters,
+        flip_prob=0.0,
+        extra='param_scheduler = []\nval_cfg = None\nval_dataloader = None\n'
+        'val_evaluator = None\nrandomness = dict(seed=0)\n'
+        'optim_wrapper = dict(optimizer=dict(lr=1e-3))\n')
     cfg = Config.fromfile(path)
     cfg.work_dir = str(tmp_path / 'work')
     torch.manual_seed(0)

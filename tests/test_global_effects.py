@@ -56,7 +56,11 @@ print(json.dumps(dict(before=before, after=after, again=again[1], applied=again[
 @pytest.fixture(scope='module')
 def effects():
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    proc = subprocess.run([sys.executable, '-c', SNAPSHOT], capture_output=True, text=True, env=env, timeout=300,
+    proc = subprocess.run([sys.executable, '-c', SNAPSHOT],
+                          capture_output=True,
+                          text=True,
+                          env=env,
+                          timeout=300,
                           cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -101,8 +105,10 @@ def test_registries_gain_cbnet_entries_and_a_cbnet_scope_only(effects):
 
 def test_apply_is_idempotent(effects):
     assert effects['again'] == effects['after']
-    assert effects['applied'] == ['torch safe globals', 'clear checkpoint errors', 'atomic_local backend',
-                                  'MODULE2PACKAGE', 'cbnet registry scope', 'generated registry entries']
+    assert effects['applied'] == [
+        'torch safe globals', 'clear checkpoint errors', 'atomic_local backend', 'MODULE2PACKAGE',
+        'cbnet registry scope', 'generated registry entries'
+    ]
 
 
 def _side_effect_imports(path: str):
@@ -116,8 +122,8 @@ def _side_effect_imports(path: str):
                 names = [(a.asname or a.name.split('.')[0], a.name) for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 module = node.module or ''
-                in_cbnet = module.split('.')[0] == 'cbnet' or (node.level > 0 and path.startswith(
-                    osp.join(REPO, 'cbnet') + os.sep))
+                in_cbnet = module.split('.')[0] == 'cbnet' or (node.level > 0
+                                                               and path.startswith(osp.join(REPO, 'cbnet') + os.sep))
                 names = [(a.asname or a.name, f'{module}.{a.name}') for a in node.names] if in_cbnet else []
             else:
                 continue

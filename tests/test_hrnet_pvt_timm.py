@@ -25,11 +25,14 @@ _PVT = dict(embed_dims=8, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], mlp_r
 #: zoo config -> the family's own arguments that make its backbone tiny (type and other options kept);
 #: PVT's init_cfg has no type (strip_pretrained keeps it) and TIMMBackbone's pretrained=True downloads: both off
 ZOO = {
-    'hrnet/cascade-rcnn_hrnetv2p-w32-20e_coco.py': dict(extra=tiny_extra()),
-    'pvt/retinanet_pvt-t_fpn_1x_coco.py': dict(_PVT, init_cfg=None),
-    'pvt/retinanet_pvtv2-b0_fpn_1x_coco.py': dict(_PVT, init_cfg=None),
-    'timm_example/retinanet_timm-tv-resnet50_fpn_1x_coco.py': dict(pretrained=False, layers=(1, 1, 1, 1),
-                                                                   channels=(8, 16, 32, 64)),
+    'hrnet/cascade-rcnn_hrnetv2p-w32-20e_coco.py':
+    dict(extra=tiny_extra()),
+    'pvt/retinanet_pvt-t_fpn_1x_coco.py':
+    dict(_PVT, init_cfg=None),
+    'pvt/retinanet_pvtv2-b0_fpn_1x_coco.py':
+    dict(_PVT, init_cfg=None),
+    'timm_example/retinanet_timm-tv-resnet50_fpn_1x_coco.py':
+    dict(pretrained=False, layers=(1, 1, 1, 1), channels=(8, 16, 32, 64)),
 }
 
 
@@ -69,8 +72,8 @@ def test_zoo_config_through_the_cli_trains_and_predicts(rel, tmp_path):
     lead = {k for k in losses if not k.startswith('assist')}
     assist = {k[len('assist1_'):] for k in losses if k.startswith('assist1_')}
     assert lead and assist == lead, sorted(losses)
-    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v)
-                for k, v in losses.items() if 'loss' in k)
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v) for k, v in losses.items()
+                if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
     dead = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
@@ -82,11 +85,13 @@ def test_zoo_config_through_the_cli_trains_and_predicts(rel, tmp_path):
     assert len(results) == 2 and all(r.pred_instances.bboxes.shape[-1] == 4 for r in results)
 
 
-@pytest.mark.parametrize('rel', [
-    'hrnet/cascade-rcnn_hrnetv2p-w32-20e_coco.py', 'hrnet/fcos_hrnetv2p-w18-gn-head_4xb4-1x_coco.py',
-    'pvt/retinanet_pvt-t_fpn_1x_coco.py', 'pvt/retinanet_pvtv2-b0_fpn_1x_coco.py',
-    'timm_example/retinanet_timm-efficientnet-b1_fpn_1x_coco.py'
-], ids=lambda r: r.split('/')[1][:-3])
+@pytest.mark.parametrize(
+    'rel', [
+        'hrnet/cascade-rcnn_hrnetv2p-w32-20e_coco.py', 'hrnet/fcos_hrnetv2p-w18-gn-head_4xb4-1x_coco.py',
+        'pvt/retinanet_pvt-t_fpn_1x_coco.py', 'pvt/retinanet_pvtv2-b0_fpn_1x_coco.py',
+        'timm_example/retinanet_timm-efficientnet-b1_fpn_1x_coco.py'
+    ],
+    ids=lambda r: r.split('/')[1][:-3])
 def test_full_size_composite_returns_what_the_zoo_neck_reads(rel):
     model = cpu_model(mmdet_config(rel).model.to_dict())
     inner = dict(model['backbone'], init_cfg=None) if 'pvt' in rel else model['backbone']
@@ -99,8 +104,11 @@ def test_full_size_composite_returns_what_the_zoo_neck_reads(rel):
 def test_hrnet_stages_are_its_stages_then_its_returned_resolutions():
     backbone = MODELS.build(dict(type='CBNet', backbone=dict(type='HRNet', extra=tiny_extra(), norm_eval=False)))
     adapter, hrnet = backbone.adapter, backbone.branches[0]
-    assert [adapter.stage_modules(hrnet, i) for i in range(backbone.num_stages)] == [
-        ['layer1'], ['transition1', 'stage2'], ['transition2', 'stage3'], ['transition3', 'stage4'], [], [], []]
+    assert [adapter.stage_modules(hrnet, i) for i in range(backbone.num_stages)] == [['layer1'],
+                                                                                     ['transition1', 'stage2'],
+                                                                                     ['transition2', 'stage3'],
+                                                                                     ['transition3', 'stage4'], [], [],
+                                                                                     []]
     assert backbone.out_indices == (3, 4, 5, 6)
     # stages 0-2 output their coarsest stream (strides 4, 8, 16), then HRNet's four maps; inputs: the finest
     # stream of HRNet's stages, then the returned map each later stage outputs
@@ -116,9 +124,17 @@ def test_hrnet_stages_are_its_stages_then_its_returned_resolutions():
 def test_timm_swin_features_are_composed_and_returned_nchw():
     """timm's Swin returns NHWC maps: the composite adds its connections to NHWC stage inputs and returns NCHW
     maps (what mmdet's necks read), otherwise the single TIMMBackbone's maps."""
-    inner = dict(type='mmpretrain.TIMMBackbone', model_name='swin_tiny_patch4_window7_224', features_only=True,
-                 pretrained=False, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=4,
-                 strict_img_size=False, drop_path_rate=0.0)
+    inner = dict(
+        type='mmpretrain.TIMMBackbone',
+        model_name='swin_tiny_patch4_window7_224',
+        features_only=True,
+        pretrained=False,
+        embed_dim=8,
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 1, 2, 2),
+        window_size=4,
+        strict_img_size=False,
+        drop_path_rate=0.0)
     single = MODELS.build(copy.deepcopy(inner))
     model = MODELS.build(dict(type='CBNet', backbone=inner, num_backbones=3))
     for branch in model.branches:
@@ -136,26 +152,46 @@ def test_timm_swin_features_are_composed_and_returned_nchw():
 
 
 def test_timm_fixed_size_models_are_probed_at_their_size():
-    swin = MODELS.build(dict(type='mmpretrain.TIMMBackbone', model_name='swin_tiny_patch4_window7_224',
-                             features_only=True, pretrained=False, embed_dim=8, depths=(1, 1, 1, 1),
-                             num_heads=(1, 1, 2, 2)))
+    swin = MODELS.build(
+        dict(
+            type='mmpretrain.TIMMBackbone',
+            model_name='swin_tiny_patch4_window7_224',
+            features_only=True,
+            pretrained=False,
+            embed_dim=8,
+            depths=(1, 1, 1, 1),
+            num_heads=(1, 1, 2, 2)))
     assert get_adapter(swin).probe_size(swin) == 224  # timm refuses any other size unless strict_img_size=False
-    assert MODELS.build(dict(type='CBNet', backbone=dict(
-        type='mmpretrain.TIMMBackbone', model_name='swin_tiny_patch4_window7_224', features_only=True,
-        pretrained=False, embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2)))).stage_out_channels == [
-            8, 16, 32, 64]
+    assert MODELS.build(
+        dict(
+            type='CBNet',
+            backbone=dict(
+                type='mmpretrain.TIMMBackbone',
+                model_name='swin_tiny_patch4_window7_224',
+                features_only=True,
+                pretrained=False,
+                embed_dim=8,
+                depths=(1, 1, 1, 1),
+                num_heads=(1, 1, 2, 2)))).stage_out_channels == [8, 16, 32, 64]
 
 
-_RESNET = dict(type='mmpretrain.TIMMBackbone', model_name='resnet18', features_only=True, pretrained=False,
-               channels=(8, 16, 32, 64))
+_RESNET = dict(
+    type='mmpretrain.TIMMBackbone',
+    model_name='resnet18',
+    features_only=True,
+    pretrained=False,
+    channels=(8, 16, 32, 64))
 
 
-@pytest.mark.parametrize('inner, match', [
-    (dict(_RESNET, model_name='vit_tiny_patch16_224', channels=None, depth=3),
-     'timm builds its features-only net as FeatureGetterNet'),
-    (dict(_RESNET, features_only=False), 'must be built with features_only=True'),
-    (dict(_RESNET, out_indices=(0, 1, 2, 3, 4)), r'include timm feature 0 \(act1, stride 2\).*drop 0 from out_indices'),
-], ids=['vit', 'not-features-only', 'stem-feature'])
+@pytest.mark.parametrize(
+    'inner, match', [
+        (dict(_RESNET, model_name='vit_tiny_patch16_224', channels=None,
+              depth=3), 'timm builds its features-only net as FeatureGetterNet'),
+        (dict(_RESNET, features_only=False), 'must be built with features_only=True'),
+        (dict(_RESNET,
+              out_indices=(0, 1, 2, 3, 4)), r'include timm feature 0 \(act1, stride 2\).*drop 0 from out_indices'),
+    ],
+    ids=['vit', 'not-features-only', 'stem-feature'])
 def test_timm_models_the_composite_cannot_cut_are_refused_with_what_to_change(inner, match):
     inner = {k: v for k, v in inner.items() if v is not None}
     with pytest.raises(ValueError, match=match):

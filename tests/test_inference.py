@@ -31,8 +31,7 @@ model = dict(
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('inference')
     data_root = make_tiny_toy(str(tmp / 'toy'))
-    config = write_tiny_config(str(tmp / 'dual_mask_rcnn.py'), data_root, base=MASK_TOY, max_iters=2,
-                               extra=DUAL_MASK)
+    config = write_tiny_config(str(tmp / 'dual_mask_rcnn.py'), data_root, base=MASK_TOY, max_iters=2, extra=DUAL_MASK)
     cfg = Config.fromfile(config)
     cfg.work_dir = str(tmp / 'work')
     cfg.experiment_name = 'inference_dual_mask_rcnn'
@@ -70,8 +69,8 @@ def _check_same(prediction: dict, expected) -> None:
 
 def test_det_inferencer_with_a_cb_config_and_checkpoint(trained):
     out_dir = str(trained['tmp'] / 'inferencer')
-    inferencer = DetInferencer(model=trained['config'], weights=trained['checkpoint'], device='cpu',
-                               show_progress=False)
+    inferencer = DetInferencer(
+        model=trained['config'], weights=trained['checkpoint'], device='cpu', show_progress=False)
     assert type(inferencer.model).__name__ == 'CBMaskRCNN'
     assert tuple(inferencer.model.dataset_meta['classes']) == tuple(CLASS_NAMES)  # from the checkpoint's meta
     result = inferencer(trained['images'], out_dir=out_dir, no_save_pred=False, pred_score_thr=0.0)
@@ -90,8 +89,10 @@ def test_image_demo_tool(trained, capsys):
     spec.loader.exec_module(module)
     out_dir = str(trained['tmp'] / 'demo')
     folder = osp.dirname(trained['images'][0])
-    result = module.main([folder, trained['config'], '--weights', trained['checkpoint'], '--out-dir', out_dir,
-                          '--device', 'cpu', '--pred-score-thr', '0'])
+    result = module.main([
+        folder, trained['config'], '--weights', trained['checkpoint'], '--out-dir', out_dir, '--device', 'cpu',
+        '--pred-score-thr', '0'
+    ])
     assert f'results written to {out_dir}/' in capsys.readouterr().out
     written = sorted(osp.basename(p) for p in glob.glob(osp.join(out_dir, 'vis', '*.jpg')))
     assert written == sorted(osp.basename(p) for p in trained['images'])

@@ -1,9 +1,9 @@
 """Layer-wise lr decay for composite ConvNeXt: every branch's parameters get their stage's lr."""
 import torch.nn as nn
-from cbnet.testing import family
 from mmdet.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from cbnet.engine.layer_decay import inner_backbone_name
+from cbnet.testing import family
 
 
 class Wrapper(nn.Module):
@@ -23,10 +23,11 @@ def test_names_map_to_the_inner_backbone():
 
 def test_composite_convnext_gets_the_same_lr_per_stage_in_every_branch():
     model = Wrapper(MODELS.build(dict(type='CBNet', backbone=family('ConvNeXt'), num_backbones=3)))
-    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-        type='CBLearningRateDecayOptimizerConstructor',
-        optim_wrapper_cfg=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)),
-        paramwise_cfg=dict(decay_rate=0.5, decay_type='layer_wise', num_layers=6)))
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type='CBLearningRateDecayOptimizerConstructor',
+            optim_wrapper_cfg=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)),
+            paramwise_cfg=dict(decay_rate=0.5, decay_type='layer_wise', num_layers=6)))
     optimizer = constructor(model).optimizer
     lr_of = {id(p): g['lr'] for g in optimizer.param_groups for p in g['params']}
     assert len(lr_of) == sum(1 for p in model.parameters() if p.requires_grad)

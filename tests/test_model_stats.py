@@ -42,8 +42,13 @@ model = {TINY_RESNET}
 @pytest.fixture(scope='module')
 def configs(tmp_path_factory):
     d = tmp_path_factory.mktemp('cfgs')
-    files = {'single': SINGLE, 'dual': DUAL, 'bb1': SINGLE_BACKBONE,
-             'bb2': BACKBONE_ONLY.replace('{k}', '2'), 'bb3': BACKBONE_ONLY.replace('{k}', '3')}
+    files = {
+        'single': SINGLE,
+        'dual': DUAL,
+        'bb1': SINGLE_BACKBONE,
+        'bb2': BACKBONE_ONLY.replace('{k}', '2'),
+        'bb3': BACKBONE_ONLY.replace('{k}', '3')
+    }
     for name, text in files.items():
         (d / f'{name}.py').write_text(text)
     return {name: str(d / f'{name}.py') for name in files}
@@ -60,8 +65,10 @@ def test_pretrained_is_dropped_everywhere_in_the_config(configs):
 
 def test_cli_writes_sane_json_for_single_and_dual_detectors(configs, tmp_path, capsys):
     out = tmp_path / 'stats.json'
-    rows = model_stats.main([configs['single'], configs['dual'], '--shape', '64', '96', '--warmup', '0',
-                             '--repeat', '2', '--out', str(out)])
+    rows = model_stats.main([
+        configs['single'], configs['dual'], '--shape', '64', '96', '--warmup', '0', '--repeat', '2', '--out',
+        str(out)
+    ])
     printed = capsys.readouterr().out
     assert 'single.py' in printed and 'dual.py' in printed and 'Not counted' in printed
     data = json.loads(out.read_text())
@@ -109,8 +116,11 @@ def test_backbone_only_configs_single_dual_triple(configs):
 
 @pytest.mark.slow
 def test_train_step_time_and_peak_memory_in_a_subprocess(configs):
-    runs = {b: measure_train_step(configs['dual'], (128, 128), 'cpu', batch_size=b, warmup=1, repeat=1,
-                                  timer='cpu', threads=1) for b in (1, 4)}
+    runs = {
+        b: measure_train_step(
+            configs['dual'], (128, 128), 'cpu', batch_size=b, warmup=1, repeat=1, timer='cpu', threads=1)
+        for b in (1, 4)
+    }
     for b, result in runs.items():
         assert result['median_s'] > 0 and result['batch_size'] == b and result['timer'] == 'cpu'
         assert result['input_shape'] == [128, 128]

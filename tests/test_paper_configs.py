@@ -37,8 +37,8 @@ PAPER_PARAMS_M = {
     'dual_swin_b_htc_4conv1fc.py': 235,
     'dual_swin_l_htc.py': 453,
 }
-#: configs that also predict a 1x3x128x128 image (DINO: 256x256) in eval mode: two-stage, single-stage, Triple, cascade with masks,
-#: HTC with its semantic branch; ResNet, Res2Net with DCN, ConvNeXt and Swin backbones
+#: configs that also predict a 1x3x128x128 image (DINO: 256x256) in eval mode: two-stage, single-stage,
+#: Triple, cascade with masks, HTC with its semantic branch; ResNet, Res2Net with DCN, ConvNeXt and Swin backbones
 FORWARD = {
     'dual_r50_faster_rcnn.py', 'triple_r50_faster_rcnn.py', 'dual_r50_atss.py', 'dual_res2net101_dcn_cascade_rcnn.py',
     'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_r50_dino.py', 'dual_cspnext_l_rtmdet.py'
@@ -109,8 +109,7 @@ def test_paper_config_pipelines_build(name):
     assert (cfg.model.data_preprocessor.get('pad_seg', False)) == with_semantic
 
 
-@pytest.mark.parametrize(
-    'name', [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in paper_configs()])
+@pytest.mark.parametrize('name', [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in paper_configs()])
 def test_paper_config(name):
     cfg, model = build(name)
     try:

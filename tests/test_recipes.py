@@ -42,57 +42,126 @@ HEAD_4CONV1FC = ('4conv1fc', False, True, 'GIoULoss', 10.0, 'SyncBN')
 HEAD_4CONV1FC_AGNOSTIC = ('4conv1fc', True, True, 'GIoULoss', 10.0, 'SyncBN')
 
 _FASTER = dict(
-    detector='CBFasterRCNN', backbone='CBResNet', del_stages=1, drop_path=None, dcn=None,
-    pretrained='torchvision://resnet50', assist_loss_weights=[0.5], assist_proposals='lead',
-    rpn_loss=('L1Loss', None), rpn_proposals=(2000, 1000), match_low_quality=(False, ),
-    bbox_heads=(HEAD_2FC_L1, ), mask_heads=(), semantic=None,
-    test_nms=NMS, score_thr=0.05, max_per_img=100,
-    scales=SCALE_1333, flip=0.5, with_seg=False, batch_per_gpu=2,
-    optimizer=SGD, no_decay=(), lr_mult=(), clip_grad=None, amp=None, epochs=12, milestones=[8, 11], warmup=WARMUP_500)
+    detector='CBFasterRCNN',
+    backbone='CBResNet',
+    del_stages=1,
+    drop_path=None,
+    dcn=None,
+    pretrained='torchvision://resnet50',
+    assist_loss_weights=[0.5],
+    assist_proposals='lead',
+    rpn_loss=('L1Loss', None),
+    rpn_proposals=(2000, 1000),
+    match_low_quality=(False, ),
+    bbox_heads=(HEAD_2FC_L1, ),
+    mask_heads=(),
+    semantic=None,
+    test_nms=NMS,
+    score_thr=0.05,
+    max_per_img=100,
+    scales=SCALE_1333,
+    flip=0.5,
+    with_seg=False,
+    batch_per_gpu=2,
+    optimizer=SGD,
+    no_decay=(),
+    lr_mult=(),
+    clip_grad=None,
+    amp=None,
+    epochs=12,
+    milestones=[8, 11],
+    warmup=WARMUP_500)
 _SWIN_T_MASK = dict(
-    _FASTER, detector='CBMaskRCNN', backbone='CBSwinTransformer', arch=(96, [2, 2, 6, 2], [3, 6, 12, 24], 7),
-    drop_path=0.2, pretrained=SWIN_RELEASE + 'swin_tiny_patch4_window7_224.pth', match_low_quality=(True, ),
-    mask_heads=(('FCNMaskHead', 4), ), scales=SCALE_DETR, optimizer=dict(ADAMW, lr=1e-4), no_decay=SWIN_NO_DECAY,
-    amp='dynamic', epochs=36, milestones=[27, 33])
+    _FASTER,
+    detector='CBMaskRCNN',
+    backbone='CBSwinTransformer',
+    arch=(96, [2, 2, 6, 2], [3, 6, 12, 24], 7),
+    drop_path=0.2,
+    pretrained=SWIN_RELEASE + 'swin_tiny_patch4_window7_224.pth',
+    match_low_quality=(True, ),
+    mask_heads=(('FCNMaskHead', 4), ),
+    scales=SCALE_DETR,
+    optimizer=dict(ADAMW, lr=1e-4),
+    no_decay=SWIN_NO_DECAY,
+    amp='dynamic',
+    epochs=36,
+    milestones=[27, 33])
 _SWIN_T_CASCADE = dict(
-    _SWIN_T_MASK, detector='CBCascadeRCNN', rpn_loss=('SmoothL1Loss', 1 / 9), rpn_proposals=(2000, 2000),
-    match_low_quality=(False, False, False), bbox_heads=(HEAD_4CONV1FC, ) * 3)
+    _SWIN_T_MASK,
+    detector='CBCascadeRCNN',
+    rpn_loss=('SmoothL1Loss', 1 / 9),
+    rpn_proposals=(2000, 2000),
+    match_low_quality=(False, False, False),
+    bbox_heads=(HEAD_4CONV1FC, ) * 3)
 _SWIN_B_HTC = dict(
-    _SWIN_T_CASCADE, detector='CBHybridTaskCascade', arch=(128, [2, 2, 18, 2], [4, 8, 16, 32], 7), drop_path=0.3,
-    pretrained=SWIN_RELEASE + 'swin_base_patch4_window7_224_22k.pth', match_low_quality=(True, True, True),
-    bbox_heads=(HEAD_2FC_SMOOTHL1_AGNOSTIC, ) * 3, mask_heads=(('HTCMaskHead', 4), ) * 3,
-    semantic=('FusedSemanticHead', 183, 0.2), test_nms=SOFT_NMS, score_thr=0.001, scales=SCALE_1600, with_seg=True,
-    batch_per_gpu=1, optimizer=dict(ADAMW, lr=5e-5), epochs=20, milestones=[16, 19])
+    _SWIN_T_CASCADE,
+    detector='CBHybridTaskCascade',
+    arch=(128, [2, 2, 18, 2], [4, 8, 16, 32], 7),
+    drop_path=0.3,
+    pretrained=SWIN_RELEASE + 'swin_base_patch4_window7_224_22k.pth',
+    match_low_quality=(True, True, True),
+    bbox_heads=(HEAD_2FC_SMOOTHL1_AGNOSTIC, ) * 3,
+    mask_heads=(('HTCMaskHead', 4), ) * 3,
+    semantic=('FusedSemanticHead', 183, 0.2),
+    test_nms=SOFT_NMS,
+    score_thr=0.001,
+    scales=SCALE_1600,
+    with_seg=True,
+    batch_per_gpu=1,
+    optimizer=dict(ADAMW, lr=5e-5),
+    epochs=20,
+    milestones=[16, 19])
 _SWIN_L_HTC = dict(
-    _SWIN_B_HTC, arch=(192, [2, 2, 18, 2], [6, 12, 24, 48], 7), drop_path=0.2,
-    pretrained=SWIN_RELEASE + 'swin_large_patch4_window7_224_22k.pth', bbox_heads=(HEAD_4CONV1FC_AGNOSTIC, ) * 3,
-    epochs=12, milestones=[8, 11])
+    _SWIN_B_HTC,
+    arch=(192, [2, 2, 18, 2], [6, 12, 24, 48], 7),
+    drop_path=0.2,
+    pretrained=SWIN_RELEASE + 'swin_large_patch4_window7_224_22k.pth',
+    bbox_heads=(HEAD_4CONV1FC_AGNOSTIC, ) * 3,
+    epochs=12,
+    milestones=[8, 11])
 _RES2NET = dict(
-    _FASTER, detector='CBCascadeRCNN', backbone='CBRes2Net', dcn=('DCNv2', (False, True, True, True)),
-    pretrained='open-mmlab://res2net101_v1d_26w_4s', rpn_loss=('SmoothL1Loss', 1 / 9), rpn_proposals=(2000, 2000),
-    match_low_quality=(False, False, False), bbox_heads=(HEAD_2FC_SMOOTHL1_AGNOSTIC, ) * 3, test_nms=SOFT_NMS,
-    score_thr=0.001, scales=SCALE_1600, amp='dynamic', epochs=20, milestones=[16, 19])
+    _FASTER,
+    detector='CBCascadeRCNN',
+    backbone='CBRes2Net',
+    dcn=('DCNv2', (False, True, True, True)),
+    pretrained='open-mmlab://res2net101_v1d_26w_4s',
+    rpn_loss=('SmoothL1Loss', 1 / 9),
+    rpn_proposals=(2000, 2000),
+    match_low_quality=(False, False, False),
+    bbox_heads=(HEAD_2FC_SMOOTHL1_AGNOSTIC, ) * 3,
+    test_nms=SOFT_NMS,
+    score_thr=0.001,
+    scales=SCALE_1600,
+    amp='dynamic',
+    epochs=20,
+    milestones=[16, 19])
 
 #: config -> (official CBNetV2 config name, the recipe values it sets)
 OFFICIAL: Dict[str, tuple] = {
     'dual_r50_faster_rcnn.py': ('faster_rcnn_cbv2d1_r50_fpn_1x_coco.py', _FASTER),
     'triple_r50_faster_rcnn.py': (None, dict(_FASTER, assist_loss_weights=[0.5, 0.5])),  # official recipe, K=3
-    'dual_res2net101_dcn_cascade_rcnn.py': ('cascade_rcnn_cbv2d1_r2_101_mdconv_fpn_20e_fp16_ms400-1400_coco.py',
-                                            _RES2NET),
-    'dual_res2net101_dcn_cascade_rcnn_4conv1fc.py': (
-        'cascade_rcnn_cbv2d1_r2_101_mdconv_fpn_20e_fp16_ms400-1400_giou_4conv1f_coco.py',
-        dict(_RES2NET, bbox_heads=(HEAD_4CONV1FC, ) * 3)),
+    'dual_res2net101_dcn_cascade_rcnn.py':
+    ('cascade_rcnn_cbv2d1_r2_101_mdconv_fpn_20e_fp16_ms400-1400_coco.py', _RES2NET),
+    'dual_res2net101_dcn_cascade_rcnn_4conv1fc.py':
+    ('cascade_rcnn_cbv2d1_r2_101_mdconv_fpn_20e_fp16_ms400-1400_giou_4conv1f_coco.py',
+     dict(_RES2NET, bbox_heads=(HEAD_4CONV1FC, ) * 3)),
     'dual_swin_t_mask_rcnn.py': ('mask_rcnn_cbv2_swin_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco.py',
                                  _SWIN_T_MASK),
-    'dual_swin_t_cascade_mask_rcnn.py': (
-        'cascade_mask_rcnn_cbv2_swin_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco.py',
-        dict(_SWIN_T_CASCADE, mask_heads=(('FCNMaskHead', 4), ))),
-    'dual_swin_s_cascade_mask_rcnn.py': (
-        'cascade_mask_rcnn_cbv2_swin_small_patch4_window7_mstrain_400-1400_adamw_3x_coco.py',
-        dict(_SWIN_T_CASCADE, arch=(96, [2, 2, 18, 2], [3, 6, 12, 24], 7),
-             pretrained=SWIN_RELEASE + 'swin_small_patch4_window7_224.pth', mask_heads=(('FCNMaskHead', 4), ),
-             test_nms=SOFT_NMS, score_thr=0.001, scales=SCALE_1600, batch_per_gpu=1,
-             optimizer=dict(ADAMW, lr=5e-5))),
+    'dual_swin_t_cascade_mask_rcnn.py':
+    ('cascade_mask_rcnn_cbv2_swin_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco.py',
+     dict(_SWIN_T_CASCADE, mask_heads=(('FCNMaskHead', 4), ))),
+    'dual_swin_s_cascade_mask_rcnn.py':
+    ('cascade_mask_rcnn_cbv2_swin_small_patch4_window7_mstrain_400-1400_adamw_3x_coco.py',
+     dict(
+         _SWIN_T_CASCADE,
+         arch=(96, [2, 2, 18, 2], [3, 6, 12, 24], 7),
+         pretrained=SWIN_RELEASE + 'swin_small_patch4_window7_224.pth',
+         mask_heads=(('FCNMaskHead', 4), ),
+         test_nms=SOFT_NMS,
+         score_thr=0.001,
+         scales=SCALE_1600,
+         batch_per_gpu=1,
+         optimizer=dict(ADAMW, lr=5e-5))),
     'dual_swin_b_htc.py': ('htc_cbv2_swin_base_patch4_window7_mstrain_400-1400_adamw_20e_coco.py', _SWIN_B_HTC),
     'dual_swin_b_htc_4conv1fc.py': ('htc_cbv2_swin_base_patch4_window7_mstrain_400-1400_giou_4conv1f_adamw_20e_coco.py',
                                     dict(_SWIN_B_HTC, bbox_heads=(HEAD_4CONV1FC_AGNOSTIC, ) * 3)),
@@ -118,22 +187,27 @@ MMDET_RECIPE: Dict[str, tuple] = {
     'dual_r50_cascade_rcnn.py': ('mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
                                  dict(_DUAL, detector='CBCascadeRCNN', backbone='CBResNet', assist_proposals='lead')),
     'dual_r50_atss.py': ('mmdet::atss/atss_r50_fpn_1x_coco.py', dict(_DUAL, detector='CBATSS', backbone='CBResNet')),
-    'dual_convnext_t_cascade_mask_rcnn.py': (
-        'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
-        dict(_DUAL, detector='CBCascadeRCNN', backbone='CBConvNeXt', assist_proposals='lead',
-             constructor='CBLearningRateDecayOptimizerConstructor')),
+    'dual_convnext_t_cascade_mask_rcnn.py':
+    ('mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
+     dict(
+         _DUAL,
+         detector='CBCascadeRCNN',
+         backbone='CBConvNeXt',
+         assist_proposals='lead',
+         constructor='CBLearningRateDecayOptimizerConstructor')),
     'dual_cspnext_l_rtmdet.py': ('mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
                                  dict(_DUAL, detector='CBRTMDet', backbone='CBNet')),
     'dual_hrnet_w32_cascade_rcnn.py': ('mmdet::hrnet/cascade-rcnn_hrnetv2p-w32-20e_coco.py',
-                                       dict(_DUAL, detector='CBCascadeRCNN', backbone='CBNet', assist_proposals='lead')),
+                                       dict(_DUAL, detector='CBCascadeRCNN', backbone='CBNet',
+                                            assist_proposals='lead')),
     'dual_r50_dino.py': ('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
                          dict(_DUAL, detector='CBDINO', backbone='CBResNet', lr_mult=_with_composition_at_full_lr)),
-    'dual_swin_l_dino.py': ('mmdet::dino/dino-5scale_swin-l_8xb2-36e_coco.py',
-                            dict(_DUAL, detector='CBDINO', backbone='CBSwinTransformer',
-                                 lr_mult=_with_composition_at_full_lr)),
-    'dual_swin_s_mask2former_instance.py': (
-        'mmdet::mask2former/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py',
-        dict(_DUAL, detector='CBMask2Former', backbone='CBSwinTransformer', lr_mult=_with_composition_at_full_lr)),
+    'dual_swin_l_dino.py':
+    ('mmdet::dino/dino-5scale_swin-l_8xb2-36e_coco.py',
+     dict(_DUAL, detector='CBDINO', backbone='CBSwinTransformer', lr_mult=_with_composition_at_full_lr)),
+    'dual_swin_s_mask2former_instance.py':
+    ('mmdet::mask2former/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py',
+     dict(_DUAL, detector='CBMask2Former', backbone='CBSwinTransformer', lr_mult=_with_composition_at_full_lr)),
 }
 
 
@@ -213,8 +287,10 @@ def recipe(cfg: Config) -> Dict[str, Any]:
     warmup = schedulers.get('LinearLR')
     paramwise = ow.get('paramwise_cfg') or {}
     # a composite's parameter names have a branch index: backbone.branches.<k>.stages... = backbone.stages...
-    custom_keys = {re.sub(r'^backbone\.branches\.\d+\.', 'backbone.', k): v
-                   for k, v in paramwise.get('custom_keys', {}).items()}
+    custom_keys = {
+        re.sub(r'^backbone\.branches\.\d+\.', 'backbone.', k): v
+        for k, v in paramwise.get('custom_keys', {}).items()
+    }
     train_pipeline = cfg.train_dataloader.dataset.pipeline
     loads = [t for t in train_pipeline if t['type'] == 'LoadAnnotations']
     flips = [t for t in _transforms(train_pipeline) if t['type'] == 'RandomFlip']
@@ -243,10 +319,15 @@ def recipe(cfg: Config) -> Dict[str, Any]:
         flip=flips[0]['prob'] if flips else None,
         with_seg=bool(loads and loads[0].get('with_seg', False)),
         batch_per_gpu=cfg.train_dataloader.batch_size,
-        optimizer={k: v for k, v in ow.optimizer.items() if k != '_scope_'},
+        optimizer={
+            k: v
+            for k, v in ow.optimizer.items() if k != '_scope_'
+        },
         constructor=ow.get('constructor'),
-        no_decay=tuple(sorted({k for k, v in custom_keys.items() if v.get('decay_mult') == 0})),
-        lr_mult=tuple(sorted({(k, v['lr_mult']) for k, v in custom_keys.items() if 'lr_mult' in v})),
+        no_decay=tuple(sorted({k
+                               for k, v in custom_keys.items() if v.get('decay_mult') == 0})),
+        lr_mult=tuple(sorted({(k, v['lr_mult'])
+                              for k, v in custom_keys.items() if 'lr_mult' in v})),
         clip_grad=ow.get('clip_grad'),
         amp=(ow.get('loss_scale') or inspect.signature(wrapper).parameters['loss_scale'].default) if wrapper else None,
         epochs=cfg.train_cfg.get('max_epochs'),
@@ -326,8 +407,8 @@ def test_swin_weight_decay_exempts_norms_and_position_tables_but_not_head_syncbn
     swin = {k: v for k, v in family('Swin').items() if k not in ('type', 'embed_dims')}
     model = nn.Module()
     model.backbone = MODELS.build(dict(type='CBSwinTransformer', embed_dim=8, **swin))
-    model.roi_head = MODELS.build(dict(cfg.model.roi_head.bbox_head[0], in_channels=8, conv_out_channels=8,
-                                       fc_out_channels=16, num_classes=3))
+    model.roi_head = MODELS.build(
+        dict(cfg.model.roi_head.bbox_head[0], in_channels=8, conv_out_channels=8, fc_out_channels=16, num_classes=3))
     ow = cfg.optim_wrapper.to_dict()
     ow.update(type='OptimWrapper')  # the AMP wrapper needs a GPU; the parameter groups do not depend on it
     ow.pop('loss_scale')

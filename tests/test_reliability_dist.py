@@ -77,23 +77,33 @@ def tiny(tmp_path_factory):
 
 def _config(tiny, name: str, base: str, hooks: str) -> str:
     return write_tiny_config(
-        str(tiny['tmp'] / f'{name}.py'), tiny['data_root'], base=osp.join(REPO, 'configs', 'cbnet', base),
+        str(tiny['tmp'] / f'{name}.py'),
+        tiny['data_root'],
+        base=osp.join(REPO, 'configs', 'cbnet', base),
         max_iters=2,
         extra="custom_imports = dict(imports=['cbnet', 'reliability_dist_hooks'], allow_failed_imports=False)\n"
-              f'custom_hooks = {hooks}\n'
-              # training only: no validation, no checkpoint (a second assignment replaces the whole dict)
-              'train_cfg = dict(max_iters=2, val_interval=1000)\n'
-              'default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1000, save_last=False))\n')
+        f'custom_hooks = {hooks}\n'
+        # training only: no validation, no checkpoint (a second assignment replaces the whole dict)
+        'train_cfg = dict(max_iters=2, val_interval=1000)\n'
+        'default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1000, save_last=False))\n')
 
 
 def _dist_train(tiny, cfg: str, work_dir: str, timeout: int = 400):
     """Run tools/dist_train.sh with 2 processes; on timeout kill the whole process group (never leak ranks)."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1', PYTHON=sys.executable,
-               PORT=str(_free_port()),
-               PYTHONPATH=str(tiny['tmp']) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(
+        os.environ,
+        PYTHONWARNINGS='ignore',
+        OMP_NUM_THREADS='1',
+        PYTHON=sys.executable,
+        PORT=str(_free_port()),
+        PYTHONPATH=str(tiny['tmp']) + os.pathsep + os.environ.get('PYTHONPATH', ''))
     start = time.monotonic()
     proc = subprocess.Popen(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir', work_dir],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            cwd=REPO,
+                            env=env,
                             start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -120,8 +130,7 @@ def test_two_process_gloo_run_keeps_ranks_in_sync(tiny, base):
     assert 'find_unused_parameters=False' in out  # the strict DDP setting is the one in use
     assert 'Expected to have finished reduction' not in out and 'not used in producing loss' not in out
     dumps = [torch.load(osp.join(work_dir, f'params_rank{r}.pth')) for r in (0, 1)]
-    assert all(d['world_size'] == 2 and d['wrapper'] == 'MMDistributedDataParallel' and d['iters'] == 2
-               for d in dumps)
+    assert all(d['world_size'] == 2 and d['wrapper'] == 'MMDistributedDataParallel' and d['iters'] == 2 for d in dumps)
     params0, params1 = dumps[0]['params'], dumps[1]['params']
     assert params0.keys() == params1.keys()
     branches = {k.split('.')[2] for k in params0 if k.startswith('backbone.branches.')}
@@ -132,8 +141,7 @@ def test_two_process_gloo_run_keeps_ranks_in_sync(tiny, base):
 
 @pytest.mark.slow
 def test_killed_rank_stops_the_job(tiny):
-    cfg = _config(tiny, 'kill_rank', 'dual_r18_faster_rcnn_toy.py',
-                  "[dict(type='KillRankHook', rank=1, iteration=1)]")
+    cfg = _config(tiny, 'kill_rank', 'dual_r18_faster_rcnn_toy.py', "[dict(type='KillRankHook', rank=1, iteration=1)]")
     rc, out, seconds = _dist_train(tiny, cfg, str(tiny['tmp'] / 'kill_rank'), timeout=300)
     # rank 0 waits in the gradient all-reduce of iteration 2; torchrun sees rank 1 die and stops rank 0
     assert rc != 0, out[-4000:]
@@ -144,8 +152,7 @@ def test_killed_rank_stops_the_job(tiny):
 @pytest.mark.slow
 def test_hung_rank_fails_after_the_collective_timeout(tiny):
     """A rank that hangs without dying is caught by the collective timeout (env_cfg.dist_cfg.timeout)."""
-    cfg = _config(tiny, 'hang_rank', 'dual_r18_faster_rcnn_toy.py',
-                  "[dict(type='HangRankHook', rank=1, iteration=1)]\n"
+    cfg = _config(tiny, 'hang_rank', 'dual_r18_faster_rcnn_toy.py', "[dict(type='HangRankHook', rank=1, iteration=1)]\n"
                   'env_cfg = dict(dist_cfg=dict(timeout=15))')
     rc, out, seconds = _dist_train(tiny, cfg, str(tiny['tmp'] / 'hang_rank'), timeout=300)
     assert rc != 0, out[-4000:]

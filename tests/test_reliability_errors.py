@@ -13,16 +13,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import cbnet  # noqa: F401
 from cbnet.engine import CheckpointCompatibilityHook, enable_reliability
+from cbnet.testing import FASTER_TOY, REPO, make_tiny_toy, write_tiny_config
 from cbnet.utils.checkpoint_files import CheckpointReadError, checkpoint_problem
 from cbnet.utils.compat_checks import check_neck_matches_backbone, registry_hint
-from mmdet.registry import DATASETS, MODELS
-from cbnet.testing import FASTER_TOY, REPO, make_tiny_toy, write_tiny_config
 
 DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')
 
@@ -31,9 +31,11 @@ DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')
 def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('errors')
     data_root = make_tiny_toy(str(tmp / 'toy'))
-    return dict(tmp=tmp, data_root=data_root,
-                dual=write_tiny_config(str(tmp / 'dual.py'), data_root, base=DUAL_TOY, max_iters=1),
-                plain=write_tiny_config(str(tmp / 'plain.py'), data_root, base=FASTER_TOY, max_iters=1))
+    return dict(
+        tmp=tmp,
+        data_root=data_root,
+        dual=write_tiny_config(str(tmp / 'dual.py'), data_root, base=DUAL_TOY, max_iters=1),
+        plain=write_tiny_config(str(tmp / 'plain.py'), data_root, base=FASTER_TOY, max_iters=1))
 
 
 def _model(cfg_file: str, **model_changes):
@@ -88,9 +90,11 @@ def test_own_checkpoint_passes(dual_model):
 
 
 def test_official_cbnetv2_checkpoint_points_to_the_converter(dual_model):
-    official = {'backbone.cb_modules.0.conv1.weight': torch.zeros(32, 3, 7, 7),
-                'backbone.cb_linears.0.0.0.weight': torch.zeros(64, 128, 1, 1),
-                'neck.lateral_convs.0.conv.weight': torch.zeros(64, 32, 1, 1)}
+    official = {
+        'backbone.cb_modules.0.conv1.weight': torch.zeros(32, 3, 7, 7),
+        'backbone.cb_linears.0.0.0.weight': torch.zeros(64, 128, 1, 1),
+        'neck.lateral_convs.0.conv.weight': torch.zeros(64, 32, 1, 1)
+    }
     with pytest.raises(ValueError) as e:
         _after_load(dual_model, official, source='cbnetv2_official.pth')
     msg = str(e.value)
@@ -101,8 +105,8 @@ def test_official_cbnetv2_checkpoint_points_to_the_converter(dual_model):
 def test_single_backbone_checkpoint_is_expanded_in_place(tiny, dual_model):
     plain = _model(tiny['plain']).state_dict()
     checkpoint = dict(state_dict=plain, meta={})
-    CheckpointCompatibilityHook().after_load_checkpoint(SimpleNamespace(model=dual_model, _load_from='p.pth'),
-                                                        checkpoint)
+    CheckpointCompatibilityHook().after_load_checkpoint(
+        SimpleNamespace(model=dual_model, _load_from='p.pth'), checkpoint)
     assert list(checkpoint['state_dict']) == list(dual_model.state_dict())  # what mmengine then loads
     assert torch.equal(checkpoint['state_dict']['backbone.branches.1.layer3.0.conv1.weight'],
                        plain['backbone.layer3.0.conv1.weight'])
@@ -125,8 +129,10 @@ def test_heads_only_loading_can_be_allowed_explicitly(tiny, dual_model):
 
 
 def test_enable_reliability_keeps_user_choices():
-    cfg = Config(dict(default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=5)),
-                      custom_hooks=[dict(type='CheckpointCompatibilityHook', require_backbone=False)]))
+    cfg = Config(
+        dict(
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=5)),
+            custom_hooks=[dict(type='CheckpointCompatibilityHook', require_backbone=False)]))
     assert enable_reliability(cfg) == ['AtomicCheckpointHook', 'NonFiniteLossHook']
     assert cfg.default_hooks.checkpoint == dict(type='AtomicCheckpointHook', interval=5)
     assert cfg.custom_hooks[0].require_backbone is False and len(cfg.custom_hooks) == 2
@@ -229,9 +235,15 @@ def test_tools_train_explains_registry_errors(tiny):
         f.write(f"_base_ = {tiny['dual']!r}\ncustom_imports = dict(_delete_=True, imports=[])\n"
                 "model = dict(type='CBFasterRCN')\n")
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg, '--work-dir',
-                           str(tiny['tmp'] / 'typo_run')], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable,
+         osp.join(REPO, 'tools', 'train.py'), cfg, '--work-dir',
+         str(tiny['tmp'] / 'typo_run')],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     assert 'CBFasterRCN is not in the mmdet::model registry' in out

@@ -16,9 +16,9 @@ from mmengine.runner import Runner
 import cbnet  # noqa: F401
 from cbnet.engine import enable_reliability, non_finite_losses
 from cbnet.engine.tools_support import resolve_auto_resume
+from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 from cbnet.utils import checkpoint_files
 from cbnet.utils.checkpoint_files import atomic_write_bytes, find_resumable_checkpoint
-from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 
 DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')
 
@@ -63,6 +63,7 @@ def _runner(cfg_file: str, work_dir: str, name: str, **overrides) -> Runner:
 
 
 class LossRecorder(Hook):
+
     def __init__(self):
         self.losses = []
 
@@ -72,8 +73,11 @@ class LossRecorder(Hook):
 
 # -- NaN / inf losses ---------------------------------------------------------------------------------------
 def test_non_finite_losses_finds_keys():
-    losses = dict(loss_cls=torch.tensor(1.), assist1_loss_bbox=[torch.tensor(1.), torch.tensor(float('inf'))],
-                  acc=torch.tensor(float('nan')), loss_rpn_cls=torch.tensor([0.5, float('nan')]))
+    losses = dict(
+        loss_cls=torch.tensor(1.),
+        assist1_loss_bbox=[torch.tensor(1.), torch.tensor(float('inf'))],
+        acc=torch.tensor(float('nan')),
+        loss_rpn_cls=torch.tensor([0.5, float('nan')]))
     assert set(non_finite_losses(losses)) == {'assist1_loss_bbox', 'loss_rpn_cls'}  # acc is not a loss
 
 
@@ -154,8 +158,7 @@ def test_kill_while_saving(tmp_path, backend, survives):
     torch.save(dict(state_dict={'w': torch.zeros(1)}, meta=dict(iter=2)), target)  # the previous version
     if backend == 'local':  # the plain backend writes directly: kill it after half through the same hook
         script = KILLED_WHILE_SAVING.replace(
-            'checkpoint_files._write_all = write_half_then_die',
-            'from mmengine.fileio import LocalBackend\n'
+            'checkpoint_files._write_all = write_half_then_die', 'from mmengine.fileio import LocalBackend\n'
             'def put(self, obj, filepath):\n'
             '    with open(filepath, "wb") as f:\n'
             '        write_half_then_die(f, obj)\n'
@@ -163,7 +166,8 @@ def test_kill_while_saving(tmp_path, backend, survives):
     else:
         script = KILLED_WHILE_SAVING
     proc = subprocess.run([sys.executable, '-c', script, target, backend, checkpoint_files.__file__],
-                          capture_output=True, timeout=120)
+                          capture_output=True,
+                          timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     problem = checkpoint_files.checkpoint_problem(target)
     if survives:
@@ -190,17 +194,28 @@ def test_auto_resume_skips_unreadable_checkpoints(tmp_path):
 
 # -- SIGKILL mid-run, then --resume ------------------------------------------------------------------------
 def _train(args, tiny, timeout=400):
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
-               PYTHONPATH=str(tiny['tmp']) + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py')] + args, capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=timeout)
+    env = dict(
+        os.environ,
+        PYTHONWARNINGS='ignore',
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=str(tiny['tmp']) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'train.py')] + args,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_continues_counters_optimizer_and_scheduler(tiny):
     cfg = write_tiny_config(
-        str(tiny['tmp'] / 'killed.py'), tiny['data_root'], base=DUAL_TOY, max_iters=4,
+        str(tiny['tmp'] / 'killed.py'),
+        tiny['data_root'],
+        base=DUAL_TOY,
+        max_iters=4,
         extra=textwrap.dedent('''
             custom_imports = dict(imports=['cbnet', 'kill_hook'], allow_failed_imports=False)
             default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
@@ -235,12 +250,14 @@ def test_sigkill_then_resume_continues_counters_optimizer_and_scheduler(tiny):
 
 # -- determinism ---------------------------------------------------------------------------------------------
 def _losses(tiny, name: str, seed: int, iters: int):
-    cfg_file = write_tiny_config(str(tiny['tmp'] / f'{name}.py'), tiny['data_root'], base=DUAL_TOY,
-                                 max_iters=iters)
-    runner = _runner(cfg_file, str(tiny['tmp'] / name), f'reliability_{name}',
-                     randomness=dict(seed=seed, deterministic=True),
-                     train_cfg=dict(val_interval=1000),  # losses only: no validation, no checkpoint
-                     default_hooks=dict(checkpoint=dict(save_last=False)))
+    cfg_file = write_tiny_config(str(tiny['tmp'] / f'{name}.py'), tiny['data_root'], base=DUAL_TOY, max_iters=iters)
+    runner = _runner(
+        cfg_file,
+        str(tiny['tmp'] / name),
+        f'reliability_{name}',
+        randomness=dict(seed=seed, deterministic=True),
+        train_cfg=dict(val_interval=1000),  # losses only: no validation, no checkpoint
+        default_hooks=dict(checkpoint=dict(save_last=False)))
     recorder = LossRecorder()
     runner.register_hook(recorder)
     runner.train()

@@ -138,6 +138,7 @@ def test_every_branch_holds_the_plain_backbone_and_connections_are_zero():
 
 
 def test_lead_stages_after_its_last_output_are_dropped_and_reported():
+
     def cfg(cb_type=None):
         c = tiny_detector_cfg(CASES['retinanet'][0], cb_type)
         (c.backbone.backbone if cb_type else c.backbone).out_indices = (0, 1, 2)
@@ -184,8 +185,10 @@ def _tool_main():
 def toy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('single_to_cb')
     data_root = make_tiny_toy(str(tmp / 'toy'))
-    return dict(tmp=tmp, plain=write_tiny_config(str(tmp / 'plain.py'), data_root, base=FASTER_TOY, max_iters=1),
-                dual=write_tiny_config(str(tmp / 'dual.py'), data_root, base=DUAL_TOY, max_iters=1))
+    return dict(
+        tmp=tmp,
+        plain=write_tiny_config(str(tmp / 'plain.py'), data_root, base=FASTER_TOY, max_iters=1),
+        dual=write_tiny_config(str(tmp / 'dual.py'), data_root, base=DUAL_TOY, max_iters=1))
 
 
 def _plain_checkpoint(toy, bare: bool = False) -> str:
@@ -211,8 +214,11 @@ def test_cli_writes_a_checkpoint_that_loads_strictly(toy, bare, capsys):
 
 def test_cli_refuses_another_config_and_writes_nothing(toy, capsys):
     src, dst = _plain_checkpoint(toy), str(toy['tmp'] / 'wrong.pth')
-    wrong = write_tiny_config(str(toy['tmp'] / 'wrong_cfg.py'), str(toy['tmp'] / 'toy') + '/', base=DUAL_TOY,
-                              extra="model = dict(roi_head=dict(bbox_head=dict(num_classes=5)))\n")
+    wrong = write_tiny_config(
+        str(toy['tmp'] / 'wrong_cfg.py'),
+        str(toy['tmp'] / 'toy') + '/',
+        base=DUAL_TOY,
+        extra="model = dict(roi_head=dict(bbox_head=dict(num_classes=5)))\n")
     assert _tool_main()([src, dst, '--config', wrong]) == 1
     assert 'another architecture' in capsys.readouterr().err and not osp.exists(dst)
 

@@ -46,8 +46,11 @@ def test_batch(tmp_path_factory):
     img[12:50, 20:70] = (40, 220, 60)
     path = tmp_path_factory.mktemp('soft_nms') / 'img.png'
     Image.fromarray(img).save(path)
-    pipeline = Compose([dict(type='LoadImageFromFile'), dict(type='Resize', scale=(128, 96), keep_ratio=True),
-                        dict(type='PackDetInputs')])
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(128, 96), keep_ratio=True),
+        dict(type='PackDetInputs')
+    ])
     return pseudo_collate([pipeline(dict(img_path=str(path), img_id=0))])
 
 

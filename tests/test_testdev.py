@@ -101,9 +101,10 @@ def test_file_level_problems_are_reported():
 
 
 def _write_image_info(path) -> str:
-    info = dict(images=[dict(id=1, height=4, width=5, file_name='a.jpg'), dict(id=7, height=6, width=6,
-                                                                                file_name='b.jpg')],
-                categories=[dict(id=1, name='a'), dict(id=3, name='b')])
+    info = dict(
+        images=[dict(id=1, height=4, width=5, file_name='a.jpg'),
+                dict(id=7, height=6, width=6, file_name='b.jpg')],
+        categories=[dict(id=1, name='a'), dict(id=3, name='b')])
     path.write_text(json.dumps(info))
     return str(path)
 
@@ -175,14 +176,18 @@ def toy_testdev(tmp_path_factory):
 def test_tools_test_writes_valid_test_dev_submission(toy_testdev, tmp_path, tta):
     root, config, checkpoint = toy_testdev
     prefix = str(tmp_path / 'toy_testdev')
-    options = testdev.testdev_cfg_options(f'{root}/', prefix, ann_file='annotations/image_info_test-dev.json',
-                                          img_prefix='test/')
+    options = testdev.testdev_cfg_options(
+        f'{root}/', prefix, ann_file='annotations/image_info_test-dev.json', img_prefix='test/')
     # the untrained head scores every class ~1/4: keep the files small and the run short
-    options += ['model.test_cfg.rcnn.max_per_img=5', 'test_dataloader.batch_size=1',
-                'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-                'tta_model.tta_cfg.max_per_img=5']
-    command = [sys.executable, osp.join(REPO, 'tools/test.py'), config, checkpoint, '--work-dir',
-               str(tmp_path / 'work'), '--cfg-options', *options] + (['--tta'] if tta else [])
+    options += [
+        'model.test_cfg.rcnn.max_per_img=5', 'test_dataloader.batch_size=1', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False', 'tta_model.tta_cfg.max_per_img=5'
+    ]
+    command = [
+        sys.executable,
+        osp.join(REPO, 'tools/test.py'), config, checkpoint, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *options
+    ] + (['--tta'] if tta else [])
     env = dict(os.environ, CBNET_TOY_DATA_ROOT=f'{root}/', PYTHONPATH=REPO)
     run = subprocess.run(command, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -201,5 +206,5 @@ def test_tools_test_writes_valid_test_dev_submission(toy_testdev, tmp_path, tta)
         assert {det['category_id'] for det in results} <= image_info['categories']
         assert max(sum(det['image_id'] == i for det in results) for i in image_info['images']) <= 5
     zips = testdev.pack(prefix, image_info_path, 'toy')
-    assert [osp.basename(z) for z in zips] == ['bbox_detections_test-dev2017_toy_results.zip',
-                                               'segm_detections_test-dev2017_toy_results.zip']
+    assert [osp.basename(z) for z in zips
+            ] == ['bbox_detections_test-dev2017_toy_results.zip', 'segm_detections_test-dev2017_toy_results.zip']

@@ -37,15 +37,20 @@ def test_train_test_and_resume(tiny):
     assert osp.isfile(ckpt)
 
     # test.py CONFIG CKPT: loads the full checkpoint (torch >= 2.6) and prints COCO metrics
-    rc, out = _run([sys.executable, f'{TOOLS}/test.py', tiny['cfg'], ckpt, '--work-dir', str(tiny['tmp'] / 'test'),
-                    '--out', str(tiny['tmp'] / 'preds.pkl')])
+    rc, out = _run([
+        sys.executable, f'{TOOLS}/test.py', tiny['cfg'], ckpt, '--work-dir',
+        str(tiny['tmp'] / 'test'), '--out',
+        str(tiny['tmp'] / 'preds.pkl')
+    ])
     assert rc == 0, out[-3000:]
     assert 'coco/bbox_mAP:' in out and 'coco/bbox_mAP_50:' in out
     assert osp.isfile(tiny['tmp'] / 'preds.pkl')
 
     # --resume continues from iteration 2 to 3 instead of starting over
-    rc, out = _run([sys.executable, f'{TOOLS}/train.py', tiny['cfg'], '--work-dir', work_dir, '--resume',
-                    '--cfg-options', 'train_cfg.max_iters=3', 'train_cfg.val_interval=3'])
+    rc, out = _run([
+        sys.executable, f'{TOOLS}/train.py', tiny['cfg'], '--work-dir', work_dir, '--resume', '--cfg-options',
+        'train_cfg.max_iters=3', 'train_cfg.val_interval=3'
+    ])
     assert rc == 0, out[-3000:]
     assert 'resumed epoch: 0, iter: 2' in out
     assert 'Iter(train) [1/3]' not in out and 'Iter(train) [3/3]' in out
@@ -55,11 +60,16 @@ def test_train_test_and_resume(tiny):
 @pytest.mark.slow
 def test_test_time_augmentation_uses_config_tta(tiny):
     work_dir = str(tiny['tmp'] / 'tta_train')
-    rc, out = _run([sys.executable, f'{TOOLS}/train.py', tiny['cfg'], '--work-dir', work_dir,
-                    '--cfg-options', 'train_cfg.max_iters=1', 'train_cfg.val_interval=100'])
+    rc, out = _run([
+        sys.executable, f'{TOOLS}/train.py', tiny['cfg'], '--work-dir', work_dir, '--cfg-options',
+        'train_cfg.max_iters=1', 'train_cfg.val_interval=100'
+    ])
     assert rc == 0, out[-3000:]
-    rc, out = _run([sys.executable, f'{TOOLS}/test.py', tiny['cfg'], osp.join(work_dir, 'iter_1.pth'), '--tta',
-                    '--work-dir', str(tiny['tmp'] / 'tta_test')])
+    rc, out = _run([
+        sys.executable, f'{TOOLS}/test.py', tiny['cfg'],
+        osp.join(work_dir, 'iter_1.pth'), '--tta', '--work-dir',
+        str(tiny['tmp'] / 'tta_test')
+    ])
     assert rc == 0, out[-3000:]
     assert 'Cannot find ``tta_model``' not in out  # the toy config's own TTA model and pipeline are used
     assert 'DetTTAModel' in out or 'coco/bbox_mAP:' in out
@@ -69,8 +79,7 @@ def test_test_time_augmentation_uses_config_tta(tiny):
 def test_amp_without_gpu_explains(tiny):
     if torch.cuda.is_available():
         pytest.skip('this machine has a GPU: --amp is supported here')
-    rc, out = _run([sys.executable, f'{TOOLS}/train.py', tiny['cfg'], '--amp', '--work-dir',
-                    str(tiny['tmp'] / 'amp')])
+    rc, out = _run([sys.executable, f'{TOOLS}/train.py', tiny['cfg'], '--amp', '--work-dir', str(tiny['tmp'] / 'amp')])
     assert rc != 0
     assert '--amp' in out and 'GPU' in out and 'Traceback' not in out
 
@@ -113,13 +122,18 @@ def test_dist_train_two_processes_keep_identical_weights(tiny):
     tmp = tiny['tmp']
     (tmp / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
     cfg = write_tiny_config(
-        str(tmp / 'tiny_dist.py'), tiny['data_root'], base=DUAL_TOY, max_iters=3,
+        str(tmp / 'tiny_dist.py'),
+        tiny['data_root'],
+        base=DUAL_TOY,
+        max_iters=3,
         extra="custom_imports = dict(imports=['cbnet', 'rank_dump_hook'], allow_failed_imports=False)\n"
-              "custom_hooks = [dict(type='RankStateDumpHook')]\n")
+        "custom_hooks = [dict(type='RankStateDumpHook')]\n")
     work_dir = str(tmp / 'dist')
     rc, out = _run(['bash', f'{TOOLS}/dist_train.sh', cfg, '2', '--work-dir', work_dir],
-                   env_extra=dict(PYTHON=sys.executable, PORT=str(_free_port()),
-                                  PYTHONPATH=str(tmp) + os.pathsep + os.environ.get('PYTHONPATH', '')),
+                   env_extra=dict(
+                       PYTHON=sys.executable,
+                       PORT=str(_free_port()),
+                       PYTHONPATH=str(tmp) + os.pathsep + os.environ.get('PYTHONPATH', '')),
                    timeout=400)
     assert rc == 0, out[-4000:]
     before = [torch.load(osp.join(work_dir, f'before_rank{r}.pth')) for r in (0, 1)]

@@ -25,15 +25,16 @@ def test_same_seed_gives_identical_files(toy_root, tmp_path):
     for sub in ('annotations', 'train', 'val', 'test'):
         left = sorted(cmp.subdirs[sub].left_list)
         assert left and left == sorted(cmp.subdirs[sub].right_list)
-        match, mismatch, errors = filecmp.cmpfiles(osp.join(toy_root, sub), str(tmp_path / sub), left,
-                                                   shallow=False)
+        match, mismatch, errors = filecmp.cmpfiles(osp.join(toy_root, sub), str(tmp_path / sub), left, shallow=False)
         assert not mismatch and not errors, (sub, mismatch, errors)
 
 
 def test_other_seed_gives_other_data(toy_root, tmp_path):
     toy.make_toy_coco(str(tmp_path), seed=4, **SMALL)
-    assert not filecmp.cmp(osp.join(toy_root, 'annotations', 'instances_train.json'),
-                           str(tmp_path / 'annotations' / 'instances_train.json'), shallow=False)
+    assert not filecmp.cmp(
+        osp.join(toy_root, 'annotations', 'instances_train.json'),
+        str(tmp_path / 'annotations' / 'instances_train.json'),
+        shallow=False)
 
 
 @pytest.mark.parametrize('split,num', [('train', 6), ('val', 3)])

@@ -37,9 +37,17 @@ register_all_modules(init_default_scope=True)
 def tiny_detector_cfg(base: str, num_classes: int = 3) -> ConfigDict:
     """A narrow ResNet-18 version of an mmdet zoo detector (random init): fast enough for CPU tests."""
     model = Config.fromfile(str(MMDET_CONFIGS / base)).model
-    model.backbone = dict(type='ResNet', depth=18, base_channels=8, num_stages=4, out_indices=(0, 1, 2, 3),
-                          frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True,
-                          style='pytorch', init_cfg=None)
+    model.backbone = dict(
+        type='ResNet',
+        depth=18,
+        base_channels=8,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        style='pytorch',
+        init_cfg=None)
     model.neck.update(in_channels=[8, 16, 32, 64], out_channels=16)
     model.rpn_head.update(in_channels=16, feat_channels=16)
     roi_head = model.roi_head
@@ -67,12 +75,12 @@ def build_tiny_detector(base: str, **rcnn_test_cfg) -> nn.Module:
 def tta_pipeline(scales, flip: bool = True) -> list:
     flips = [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)] if flip else \
         [dict(type='RandomFlip', prob=0.)]
+    resizes = [dict(type='Resize', scale=s, keep_ratio=True) for s in scales]
+    meta_keys = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction')
+    pack = [dict(type='PackDetInputs', meta_keys=meta_keys)]
     return [
         dict(type='LoadImageFromFile', backend_args=None),
-        dict(type='TestTimeAug', transforms=[
-            [dict(type='Resize', scale=s, keep_ratio=True) for s in scales], flips,
-            [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                                   'scale_factor', 'flip', 'flip_direction'))]])
+        dict(type='TestTimeAug', transforms=[resizes, flips, pack]),
     ]
 
 
@@ -105,8 +113,13 @@ class _NoModel(nn.Module):
 
 
 def _view(boxes, scores, labels, masks=None, flip=False, direction='horizontal') -> DetDataSample:
-    sample = DetDataSample(metainfo=dict(ori_shape=(H, W), img_shape=(H, W), scale_factor=(1., 1.),
-                                         flip=flip, flip_direction=direction if flip else None))
+    sample = DetDataSample(
+        metainfo=dict(
+            ori_shape=(H, W),
+            img_shape=(H, W),
+            scale_factor=(1., 1.),
+            flip=flip,
+            flip_direction=direction if flip else None))
     inst = InstanceData()
     inst.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     inst.scores = torch.tensor(scores, dtype=torch.float32)
@@ -145,8 +158,7 @@ def test_flip_masks_undoes_the_flip_of_its_box(direction):
 
 def test_flipped_view_mask_lands_where_unflipped_view_mask_is():
     box, mask = [3, 2, 9, 7], _box_mask(3, 2, 9, 7)
-    views = [_view([box], [0.9], [1], [mask]),
-             _view([_hflip_box(box)], [0.8], [1], [torch.flip(mask, [1])], flip=True)]
+    views = [_view([box], [0.9], [1], [mask]), _view([_hflip_box(box)], [0.8], [1], [torch.flip(mask, [1])], flip=True)]
     merged = _merge(views)
     assert len(merged) == 1
     assert merged.masks.shape == (1, H, W) and merged.masks.dtype == torch.bool
@@ -155,11 +167,14 @@ def test_flipped_view_mask_lands_where_unflipped_view_mask_is():
 
 
 def test_nms_keeps_the_best_box_and_each_class_and_far_box_survives():
-    views = [_view([[2, 2, 12, 12], [20, 4, 30, 14]], [0.6, 0.5], [0, 0], [_box_mask(2, 2, 12, 12),
-                                                                            _box_mask(20, 4, 30, 14)]),
-             _view([_hflip_box([3, 2, 12, 12]), _hflip_box([2, 2, 12, 12])], [0.95, 0.4], [0, 2],
-                   [torch.flip(_box_mask(3, 2, 12, 12), [1]), torch.flip(_box_mask(2, 2, 12, 12), [1])],
-                   flip=True)]
+    views = [
+        _view([[2, 2, 12, 12], [20, 4, 30, 14]], [0.6, 0.5], [0, 0],
+              [_box_mask(2, 2, 12, 12), _box_mask(20, 4, 30, 14)]),
+        _view([_hflip_box([3, 2, 12, 12]), _hflip_box([2, 2, 12, 12])], [0.95, 0.4], [0, 2],
+              [torch.flip(_box_mask(3, 2, 12, 12), [1]),
+               torch.flip(_box_mask(2, 2, 12, 12), [1])],
+              flip=True)
+    ]
     merged = _merge(views)
     # class 0 near (2,2,12,12): best is the flipped view's 0.95 box; far box and the class-2 box survive.
     assert merged.scores.tolist() == pytest.approx([0.95, 0.5, 0.4])
@@ -172,14 +187,16 @@ def test_mask_is_the_score_weighted_vote_of_same_class_overlapping_detections():
     box = [0, 0, 20, 20]
     left, right, top = torch.zeros((H, W), dtype=torch.bool), torch.zeros((H, W), dtype=torch.bool), \
         torch.zeros((H, W), dtype=torch.bool)
-    left[0:20, 0:12] = True    # voter A, score 0.5
-    right[0:20, 8:20] = True   # voter B, score 0.3
-    top[0:10, 0:20] = True     # voter C, score 0.2
+    left[0:20, 0:12] = True  # voter A, score 0.5
+    right[0:20, 8:20] = True  # voter B, score 0.3
+    top[0:10, 0:20] = True  # voter C, score 0.2
     other_class = torch.ones((H, W), dtype=torch.bool)
     far = torch.ones((H, W), dtype=torch.bool)
-    views = [_view([box, [1, 1, 20, 20], [0, 0, 20, 20], [0, 0, 6, 6]], [0.5, 0.3, 0.9, 0.45], [0, 0, 1, 0],
-                   [left, right, other_class, far]),
-             _view([box], [0.2], [0], [top])]
+    views = [
+        _view([box, [1, 1, 20, 20], [0, 0, 20, 20], [0, 0, 6, 6]], [0.5, 0.3, 0.9, 0.45], [0, 0, 1, 0],
+              [left, right, other_class, far]),
+        _view([box], [0.2], [0], [top])
+    ]
     merged = _merge(views)
     class0 = merged.masks[(merged.labels == 0) & (merged.scores == 0.5)]
     assert len(class0) == 1
@@ -193,16 +210,19 @@ def test_vote_masks_uses_only_the_voters_window_and_handles_soft_masks():
     soft = torch.zeros((2, H, W))
     soft[0, 5:10, 5:10] = 0.9
     soft[1, 5:10, 5:10] = 0.2
-    voters = find_voters(torch.tensor([[5., 5., 10., 10.]]), torch.tensor([0]),
-                         torch.tensor([[5., 5., 10., 10.], [5., 5., 10., 10.]]), torch.tensor([0, 0]), 0.5)
+    voters = find_voters(
+        torch.tensor([[5., 5., 10., 10.]]), torch.tensor([0]), torch.tensor([[5., 5., 10., 10.], [5., 5., 10., 10.]]),
+        torch.tensor([0, 0]), 0.5)
     merged = vote_masks(voters, torch.tensor([0.5, 0.5]), [soft], [None])
     assert merged.dtype == torch.bool and merged.sum() == 25  # (0.9 + 0.2) / 2 = 0.55 >= 0.5
 
 
 def test_soft_nms_merge_keeps_decayed_duplicates_with_their_masks():
     mask = _box_mask(2, 2, 12, 12)
-    views = [_view([[2, 2, 12, 12]], [0.9], [0], [mask]),
-             _view([_hflip_box([2, 2, 12, 13])], [0.8], [0], [torch.flip(mask, [1])], flip=True)]
+    views = [
+        _view([[2, 2, 12, 12]], [0.9], [0], [mask]),
+        _view([_hflip_box([2, 2, 12, 13])], [0.8], [0], [torch.flip(mask, [1])], flip=True)
+    ]
     hard = _merge(copy.deepcopy(views))
     soft = _merge(copy.deepcopy(views), nms=dict(type='soft_nms', iou_threshold=0.5, min_score=0.001))
     assert len(hard) == 1 and len(soft) == 2
@@ -237,8 +257,12 @@ def test_box_only_predictions_merge_exactly_like_mmdet():
     for flip in (False, True):
         xy = torch.rand((30, 2), generator=rng) * 20
         boxes = torch.cat([xy, xy + 2 + torch.rand((30, 2), generator=rng) * 10], 1)
-        views.append(_view(boxes.tolist(), torch.rand(30, generator=rng).tolist(),
-                           torch.randint(0, 3, (30, ), generator=rng).tolist(), flip=flip))
+        views.append(
+            _view(
+                boxes.tolist(),
+                torch.rand(30, generator=rng).tolist(),
+                torch.randint(0, 3, (30, ), generator=rng).tolist(),
+                flip=flip))
     ours = _merge(copy.deepcopy(views))
     theirs = DetTTAModel(module=_NoModel(), tta_cfg=ConfigDict(NMS_CFG)).merge_preds([copy.deepcopy(views)])[0]
     for key in ('bboxes', 'scores', 'labels'):
@@ -279,11 +303,14 @@ def test_tiny_mask_rcnn_two_scales_and_flip(images):
     batch = tta_batch(images, scales=[(96, 64), (128, 96)])
     assert len(batch['inputs']) == 4  # 2 scales x 2 flips
     with torch.no_grad():  # the views once, merged with both NMS types
-        views = list(zip(*[detector.test_step(dict(inputs=inputs, data_samples=samples))
-                           for inputs, samples in zip(batch['inputs'], batch['data_samples'])]))
+        views = list(
+            zip(*[
+                detector.test_step(dict(inputs=inputs, data_samples=samples))
+                for inputs, samples in zip(batch['inputs'], batch['data_samples'])
+            ]))
     for nms_type in ('nms', 'soft_nms'):
-        tta = DetTTAModelWithMasks(module=detector, tta_cfg=dict(nms=dict(type=nms_type, iou_threshold=0.5),
-                                                                 max_per_img=15))
+        tta = DetTTAModelWithMasks(
+            module=detector, tta_cfg=dict(nms=dict(type=nms_type, iou_threshold=0.5), max_per_img=15))
         merged = tta.merge_preds(copy.deepcopy(views))
         assert [s.metainfo['ori_shape'][:2] for s in merged] == [(70, 90), (64, 64)]
         for sample, image_views in zip(merged, views):
@@ -292,8 +319,8 @@ def test_tiny_mask_rcnn_two_scales_and_flip(images):
             assert sample.pred_instances.masks.any(), 'voting lost every mask pixel'
 
 
-@pytest.mark.parametrize('base', ['htc/htc-without-semantic_r50_fpn_1x_coco.py',
-                                  'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'])
+@pytest.mark.parametrize(
+    'base', ['htc/htc-without-semantic_r50_fpn_1x_coco.py', 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'])
 def test_tiny_cascade_and_htc_flip_tta(images, base):
     detector = build_tiny_detector(base, score_thr=0.0)
     batch = tta_batch(images[1:], scales=[(96, 64)])

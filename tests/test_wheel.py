@@ -45,8 +45,11 @@ def wheel_env(tmp_path_factory):
             shutil.copy(path, src / name)
     _run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(dist)], cwd=src)
     sdist = next(dist.glob('cbnet-*.tar.gz'))
-    _run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '--no-index',
-          '--no-cache-dir', str(sdist), '-w', str(dist)], cwd=tmp)
+    offline = ['--no-deps', '--no-index', '--no-cache-dir']
+    _run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-build-isolation', *offline,
+          str(sdist), '-w',
+          str(dist)],
+         cwd=tmp)
     wheel = next(dist.glob('cbnet-*.whl'))
 
     venv = tmp / 'venv'
@@ -55,8 +58,7 @@ def wheel_env(tmp_path_factory):
     site = _run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], cwd=tmp).strip()
     with open(osp.join(site, 'project_site_packages.pth'), 'w') as f:  # torch, mmcv, mmdet, pip of this env
         f.write(sysconfig.get_paths()['purelib'] + '\n')
-    _run([python, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', '--ignore-installed', '--no-cache-dir',
-          str(wheel)], cwd=tmp)
+    _run([python, '-m', 'pip', 'install', '-q', '--ignore-installed', *offline, str(wheel)], cwd=tmp)
     outside = tmp / 'elsewhere'
     outside.mkdir()
     return dict(tmp=tmp, wheel=str(wheel), python=python, site=site, cwd=str(outside))
@@ -107,8 +109,8 @@ print(json.dumps(dict(
 
 def test_toy_training_step_from_a_cbnet_config_with_the_installed_tool(wheel_env):
     data_root = make_tiny_toy(osp.join(wheel_env['cwd'], 'toy'))
-    config = write_tiny_config(osp.join(wheel_env['cwd'], 'train_user.py'), data_root, base=USER_CONFIG_BASE,
-                               max_iters=1)
+    config = write_tiny_config(
+        osp.join(wheel_env['cwd'], 'train_user.py'), data_root, base=USER_CONFIG_BASE, max_iters=1)
     train = osp.join(wheel_env['site'], 'cbnet', '.mim', 'tools', 'train.py')
     work_dir = osp.join(wheel_env['cwd'], 'work')
     out = _run([wheel_env['python'], train, config, '--work-dir', work_dir], cwd=wheel_env['cwd'])

@@ -20,17 +20,26 @@ from cbnet.utils.configs import PACKAGE_SEP, package_config_name, resolve_config
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', metavar='SRC_CONFIG',
-                        help='a config path, or a config of an installed package: mmdet::path/in/mmdet/configs.py')
+    parser.add_argument(
+        'src',
+        metavar='SRC_CONFIG',
+        help='a config path, or a config of an installed package: mmdet::path/in/mmdet/configs.py')
     parser.add_argument('-o', '--out', metavar='DST_CONFIG', help='where to write the CB config (default: stdout)')
     parser.add_argument('--num-backbones', type=int, default=2, help='2 = Dual (default), 3 = Triple')
     parser.add_argument('--composition', default='DHLC', help='DHLC (CBNetV2, default), AHLC, SLC or ALLC')
-    parser.add_argument('--assist-weight', type=float, nargs='+', default=None,
-                        help='loss weight of the assisting branches: one value, or one per assisting branch '
-                        '(default 0.5)')
-    parser.add_argument('--del-stages', type=int, default=None,
-                        help='stages the lead takes from the first branch instead of computing them (default: '
-                        'the official CBNetV2 choice, 1 for CNNs, 0 for Swin)')
+    parser.add_argument(
+        '--assist-weight',
+        type=float,
+        nargs='+',
+        default=None,
+        help='loss weight of the assisting branches: one value, or one per assisting branch '
+        '(default 0.5)')
+    parser.add_argument(
+        '--del-stages',
+        type=int,
+        default=None,
+        help='stages the lead takes from the first branch instead of computing them (default: '
+        'the official CBNetV2 choice, 1 for CNNs, 0 for Swin)')
     return parser.parse_args(argv)
 
 
@@ -60,8 +69,12 @@ def main(argv=None) -> int:
         cfg = Config.fromfile(path)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            delta = cbnetify_delta(cfg, num_backbones=args.num_backbones, composition=args.composition,
-                                   assist_weight=args.assist_weight, del_stages=args.del_stages)
+            delta = cbnetify_delta(
+                cfg,
+                num_backbones=args.num_backbones,
+                composition=args.composition,
+                assist_weight=args.assist_weight,
+                del_stages=args.del_stages)
         notes = [str(w.message) for w in caught if str(w.message).startswith('cbnetify')]
     except CBNetifyError as e:
         print(f'cbnetify: cannot convert {args.src}: {e}', file=sys.stderr)

@@ -7,43 +7,34 @@ import os
 import warnings
 from copy import deepcopy
 
-from mmengine import ConfigDict
-from mmengine.config import DictAction
-from mmengine.runner import Runner
-
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine import ConfigDict
+from mmengine.config import DictAction
+from mmengine.runner import Runner
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
-from cbnet.utils import setup_cpu_distributed
 # reliability (cbnet/engine): checkpoint checks (official CBNetV2 keys, no backbone weights), registry hints
 from cbnet.engine.tools_support import explain_registry_errors, load_config, prepare_config
+from cbnet.utils import setup_cpu_distributed
 
 
 # TODO: support fuse_conv_bn and format_only
 def parse_args():
-    parser = argparse.ArgumentParser(
-        description='MMDet test (and eval) a model')
+    parser = argparse.ArgumentParser(description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='the directory to save the file containing evaluation metrics')
-    parser.add_argument(
-        '--out',
-        type=str,
-        help='dump predictions to a pickle file for offline evaluation')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
         help='directory where painted images will be saved. '
         'If specified, it will be automatically saved '
         'to the work_dir/timestamp/show_dir')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -54,11 +45,7 @@ def parse_args():
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
         'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     parser.add_argument(
         '--tta',
         action='store_true',
@@ -96,9 +83,7 @@ def main():
             warnings.warn('Cannot find ``tta_model`` in config, '
                           'we will set it as default.')
             cfg.tta_model = dict(
-                type='DetTTAModelWithMasks',
-                tta_cfg=dict(
-                    nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+                type='DetTTAModelWithMasks', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
         elif cfg.tta_model.get('type') in ('DetTTAModel', 'mmdet.DetTTAModel'):
             # mmdet's DetTTAModel refuses masks; cbnet's subclass merges boxes identically and also masks
             cfg.tta_model.type = 'DetTTAModelWithMasks'
@@ -112,15 +97,12 @@ def main():
             flip_tta = dict(
                 type='TestTimeAug',
                 transforms=[
-                    [
-                        dict(type='RandomFlip', prob=1.),
-                        dict(type='RandomFlip', prob=0.)
-                    ],
+                    [dict(type='RandomFlip', prob=1.),
+                     dict(type='RandomFlip', prob=0.)],
                     [
                         dict(
                             type='PackDetInputs',
-                            meta_keys=('img_id', 'img_path', 'ori_shape',
-                                       'img_shape', 'scale_factor', 'flip',
+                            meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
                                        'flip_direction'))
                     ],
                 ])
@@ -148,8 +130,7 @@ def main():
         if args.out is not None:
             assert args.out.endswith(('.pkl', '.pickle')), \
                 'The dump file must be a pkl file.'
-            runner.test_evaluator.metrics.append(
-                DumpDetResults(out_file_path=args.out))
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
 
         # start testing
         runner.test()

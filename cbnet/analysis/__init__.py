@@ -25,12 +25,11 @@ from .timing import TIMERS, default_timer, measure_latency, median_time, sync, t
 from .train_step import measure_train_step, measure_train_step_inprocess, train_step_fn
 
 __all__ = [
-    'collect_stats', 'format_table', 'uncounted_note', 'progress_printer', 'load_config', 'build_model',
-    'config_label', 'is_detector', 'backbone_of', 'num_backbones', 'ConfigLike', 'make_batch', 'num_classes',
-    'ground_truth_kind', 'flatten_tensors', 'TensorForward', 'count_params', 'count_flops', 'count_flops_module',
-    'trace_flops', 'FLOP_CONVENTION', 'EXTRA_OP_HANDLES', 'DeformableAttentionCounter', 'split_by_module',
-    'branch_containers', 'TIMERS', 'sync', 'default_timer', 'time_once', 'median_time', 'measure_latency',
-    'reset_peak', 'peak_since_reset', 'reset_cpu_peak', 'peak_rss_bytes', 'GIB', 'train_step_fn',
-    'measure_train_step', 'measure_train_step_inprocess', 'environment', 'versions_line', 'composite_variants',
-    'compare_train_steps', 'supports_option'
+    'collect_stats', 'format_table', 'uncounted_note', 'progress_printer', 'load_config', 'build_model', 'config_label',
+    'is_detector', 'backbone_of', 'num_backbones', 'ConfigLike', 'make_batch', 'num_classes', 'ground_truth_kind',
+    'flatten_tensors', 'TensorForward', 'count_params', 'count_flops', 'count_flops_module', 'trace_flops',
+    'FLOP_CONVENTION', 'EXTRA_OP_HANDLES', 'DeformableAttentionCounter', 'split_by_module', 'branch_containers',
+    'TIMERS', 'sync', 'default_timer', 'time_once', 'median_time', 'measure_latency', 'reset_peak', 'peak_since_reset',
+    'reset_cpu_peak', 'peak_rss_bytes', 'GIB', 'train_step_fn', 'measure_train_step', 'measure_train_step_inprocess',
+    'environment', 'versions_line', 'composite_variants', 'compare_train_steps', 'supports_option'
 ]

@@ -41,7 +41,9 @@ def _children(module: nn.Module, value: Callable[[str], int], prefix: str, nonze
     return {k: v for k, v in out.items() if v} if nonzero else out
 
 
-def split_by_module(value: Callable[[str], int], model: nn.Module, prefix: str = '',
+def split_by_module(value: Callable[[str], int],
+                    model: nn.Module,
+                    prefix: str = '',
                     total: Optional[int] = None) -> Dict[str, Any]:
     """``total``, ``modules`` (top level, summing to the total), ``parts`` (the children of each head-like
     top-level module: an R-CNN's box/mask heads, Mask2Former's pixel decoder and transformer decoder),
@@ -62,8 +64,7 @@ def split_by_module(value: Callable[[str], int], model: nn.Module, prefix: str =
     out['modules'] = modules
     out['parts'] = {
         name: _children(child, value, pre + name, nonzero=True)
-        for name, child in model.named_children()
-        if name not in _NOT_SPLIT and len(list(child.children())) > 1
+        for name, child in model.named_children() if name not in _NOT_SPLIT and len(list(child.children())) > 1
     }
     backbone = getattr(model, 'backbone', None) if is_detector(model) else model
     if backbone is None:

@@ -22,7 +22,9 @@ def supports_option(cfg: Config, option: str) -> bool:
     return cls is not None and option in getattr(cls, 'kind_options', ())
 
 
-def composite_variants(config: ConfigLike, num_backbones: int = 2, cfg_options: Optional[dict] = None,
+def composite_variants(config: ConfigLike,
+                       num_backbones: int = 2,
+                       cfg_options: Optional[dict] = None,
                        branch_batchings: Sequence[str] = ('sequential', 'stacked')) -> Dict[str, Config]:
     """``{'single': cfg, 'Dual': cb_cfg}`` (``'Triple'``, ``'K=4'``, ...) built with :func:`cbnet.cbnetify` from one
     plain recipe, so that the pair differs in the backbone only. A CB detector that takes ``branch_batching``
@@ -42,9 +44,16 @@ def composite_variants(config: ConfigLike, num_backbones: int = 2, cfg_options: 
     return variants
 
 
-def compare_train_steps(variants: Dict[str, ConfigLike], shape: Tuple[int, int], device: str, batch_size: int,
-                        rounds: int = 3, warmup: int = 1, repeat: int = 2, timer: str = 'wall',
-                        threads: Optional[int] = None, baseline: Optional[str] = None,
+def compare_train_steps(variants: Dict[str, ConfigLike],
+                        shape: Tuple[int, int],
+                        device: str,
+                        batch_size: int,
+                        rounds: int = 3,
+                        warmup: int = 1,
+                        repeat: int = 2,
+                        timer: str = 'wall',
+                        threads: Optional[int] = None,
+                        baseline: Optional[str] = None,
                         log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Train-step time and peak memory of every variant, and their ratios to ``baseline`` (the first variant).
 
@@ -56,8 +65,8 @@ def compare_train_steps(variants: Dict[str, ConfigLike], shape: Tuple[int, int],
     runs: Dict[str, list] = {name: [] for name in variants}
     for r in range(rounds):
         for name, cfg in variants.items():
-            result = measure_train_step(cfg, shape, device, batch_size, warmup, repeat, verbose=False, timer=timer,
-                                        threads=threads)
+            result = measure_train_step(
+                cfg, shape, device, batch_size, warmup, repeat, verbose=False, timer=timer, threads=threads)
             runs[name].append(result)
             if log:
                 log(f'round {r + 1}/{rounds} {name}: {min(result["times_s"]):.3f} s, '
@@ -69,11 +78,23 @@ def compare_train_steps(variants: Dict[str, ConfigLike], shape: Tuple[int, int],
             times_s=[t for res in results for t in res['times_s']],
             peak_mem_increase_bytes=min(res['peak_mem_increase_bytes'] for res in results),
             peak_mem_increase_bytes_all=[res['peak_mem_increase_bytes'] for res in results],
-            loss=results[0]['loss'], input_shape=results[0]['input_shape'], mem_method=results[0]['mem_method'],
+            loss=results[0]['loss'],
+            input_shape=results[0]['input_shape'],
+            mem_method=results[0]['mem_method'],
             timer=results[0]['timer'])
     base = out[baseline]
-    ratios = {name: dict(time=v['time_s'] / base['time_s'],
-                         memory=v['peak_mem_increase_bytes'] / base['peak_mem_increase_bytes'])
-              for name, v in out.items()}
-    return dict(variants=out, ratios=ratios, baseline=baseline, rounds=rounds, warmup=warmup, repeat=repeat,
-                batch_size=batch_size, shape=list(shape), device=device)
+    ratios = {
+        name:
+        dict(time=v['time_s'] / base['time_s'], memory=v['peak_mem_increase_bytes'] / base['peak_mem_increase_bytes'])
+        for name, v in out.items()
+    }
+    return dict(
+        variants=out,
+        ratios=ratios,
+        baseline=baseline,
+        rounds=rounds,
+        warmup=warmup,
+        repeat=repeat,
+        batch_size=batch_size,
+        shape=list(shape),
+        device=device)

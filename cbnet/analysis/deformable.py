@@ -83,10 +83,16 @@ class DeformableAttentionCounter:
         self._handles = []
 
     def _hook(self, name: str):
+
         def record(module: nn.Module, args: tuple, kwargs: dict) -> None:
             query = args[0] if args else kwargs['query']
-            self.calls.append(dict(module=name, sampled_values=sampled_values(module, query),
-                                   flops=missed_flops(module, query), device=query.device.type))
+            self.calls.append(
+                dict(
+                    module=name,
+                    sampled_values=sampled_values(module, query),
+                    flops=missed_flops(module, query),
+                    device=query.device.type))
+
         return record
 
     def by_module(self) -> Dict[str, int]:
@@ -100,8 +106,10 @@ class DeformableAttentionCounter:
         if not self.calls:
             return None
         devices = sorted({c['device'] for c in self.calls})
-        return dict(flops=sum(c['flops'] for c in self.calls), calls=len(self.calls),
-                    sampled_values=sum(c['sampled_values'] for c in self.calls),
-                    path='custom op (nothing counted by the tracer)' if set(devices) & set(CUSTOM_OP_DEVICES)
-                    else 'multi_scale_deformable_attn_pytorch (grid_sample counted by the tracer)',
-                    formula=FORMULA)
+        return dict(
+            flops=sum(c['flops'] for c in self.calls),
+            calls=len(self.calls),
+            sampled_values=sum(c['sampled_values'] for c in self.calls),
+            path='custom op (nothing counted by the tracer)' if set(devices)
+            & set(CUSTOM_OP_DEVICES) else 'multi_scale_deformable_attn_pytorch (grid_sample counted by the tracer)',
+            formula=FORMULA)

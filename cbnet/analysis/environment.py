@@ -22,7 +22,10 @@ def cpu_name() -> str:
 def git_revision() -> Optional[str]:
     """``git describe --always --dirty`` of the cbnet checkout (a dirty tree: uncommitted code was measured)."""
     try:
-        out = subprocess.run(['git', 'describe', '--always', '--dirty'], capture_output=True, text=True, timeout=10,
+        out = subprocess.run(['git', 'describe', '--always', '--dirty'],
+                             capture_output=True,
+                             text=True,
+                             timeout=10,
                              cwd=osp.dirname(osp.abspath(__file__)))
     except (OSError, subprocess.SubprocessError):
         return None
@@ -34,9 +37,15 @@ def environment() -> Dict[str, Any]:
     import mmdet
     import mmengine
     env: Dict[str, Any] = dict(
-        python=platform.python_version(), torch=torch.__version__, mmcv=mmcv.__version__,
-        mmengine=mmengine.__version__, mmdet=mmdet.__version__, machine=platform.machine(), cpu=cpu_name(),
-        cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads())
+        python=platform.python_version(),
+        torch=torch.__version__,
+        mmcv=mmcv.__version__,
+        mmengine=mmengine.__version__,
+        mmdet=mmdet.__version__,
+        machine=platform.machine(),
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads())
     try:
         import mmpretrain
         env['mmpretrain'] = mmpretrain.__version__

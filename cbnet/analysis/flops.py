@@ -92,8 +92,12 @@ def trace_flops(model: nn.Module, inputs: torch.Tensor, data_samples: Optional[l
     analytic = {}
     if deformable.summary():
         analytic['deformable_attention_sampling'] = deformable.summary()
-    return dict(total=by_module.get('', 0), counter_total=counter_total, by_module=by_module,
-                uncounted_ops=dict(sorted(analyzer.unsupported_ops().items())), analytic=analytic)
+    return dict(
+        total=by_module.get('', 0),
+        counter_total=counter_total,
+        by_module=by_module,
+        uncounted_ops=dict(sorted(analyzer.unsupported_ops().items())),
+        analytic=analytic)
 
 
 def count_flops_module(module: nn.Module, inputs: torch.Tensor) -> int:
@@ -108,6 +112,6 @@ def count_flops(model: nn.Module, batch: dict) -> Dict[str, Any]:
     traced = trace_flops(model, batch['inputs'], batch.get('data_samples'))
     by_module = traced['by_module']
     stats = split_by_module(lambda name: by_module.get(name, 0), model, _WRAPPED, total=traced['total'])
-    stats.update(counter_total=traced['counter_total'], uncounted_ops=traced['uncounted_ops'],
-                 analytic=traced['analytic'])
+    stats.update(
+        counter_total=traced['counter_total'], uncounted_ops=traced['uncounted_ops'], analytic=traced['analytic'])
     return stats

@@ -29,12 +29,13 @@ def ground_truth_kind(model: nn.Module) -> Dict[str, Any]:
     if panoptic_head is not None:  # MaskFormer / Mask2Former: masks always; stuff maps when panoptic
         stuff = int(getattr(panoptic_head, 'num_stuff_classes', 0))
         return dict(with_mask=True, with_semantic=stuff > 0, sem_seg_output_strides=1)
-    return dict(with_mask=bool(model.with_mask), with_semantic=bool(getattr(roi_head, 'with_semantic', False)),
-                sem_seg_output_strides=8)
+    return dict(
+        with_mask=bool(model.with_mask),
+        with_semantic=bool(getattr(roi_head, 'with_semantic', False)),
+        sem_seg_output_strides=8)
 
 
-def make_batch(model: nn.Module, shape: Tuple[int, int], batch_size: int, training: bool,
-               num_boxes: int = 5) -> dict:
+def make_batch(model: nn.Module, shape: Tuple[int, int], batch_size: int, training: bool, num_boxes: int = 5) -> dict:
     """Random images (uint8, like a loaded image) and ground truth, run through the model's preprocessor.
 
     Deterministic: the same model and arguments give the same batch (mmdet's generator is seeded).
@@ -44,8 +45,12 @@ def make_batch(model: nn.Module, shape: Tuple[int, int], batch_size: int, traini
         device = next(model.parameters()).device
         return dict(inputs=torch.randn(batch_size, 3, h, w, device=device))
     from mmdet.testing import demo_mm_inputs
-    packed = demo_mm_inputs(batch_size=batch_size, image_shapes=(3, h, w), num_items=[num_boxes] * batch_size,
-                            num_classes=num_classes(model), **ground_truth_kind(model))
+    packed = demo_mm_inputs(
+        batch_size=batch_size,
+        image_shapes=(3, h, w),
+        num_items=[num_boxes] * batch_size,
+        num_classes=num_classes(model),
+        **ground_truth_kind(model))
     return model.data_preprocessor(packed, training=training)
 
 

@@ -12,14 +12,24 @@ from .timing import Progress, measure_latency
 from .train_step import measure_train_step
 
 
-def collect_stats(config: ConfigLike, shape: Tuple[int, int] = (800, 1333), device: str = 'cpu', flops: bool = True,
-                  latency: bool = True, train: bool = False, warmup: int = 2, repeat: int = 10,
-                  train_batch_size: int = 2, cfg_options: Optional[dict] = None, progress: Progress = None,
-                  timer: str = 'wall', threads: Optional[int] = None) -> Dict[str, Any]:
+def collect_stats(config: ConfigLike,
+                  shape: Tuple[int, int] = (800, 1333),
+                  device: str = 'cpu',
+                  flops: bool = True,
+                  latency: bool = True,
+                  train: bool = False,
+                  warmup: int = 2,
+                  repeat: int = 10,
+                  train_batch_size: int = 2,
+                  cfg_options: Optional[dict] = None,
+                  progress: Progress = None,
+                  timer: str = 'wall',
+                  threads: Optional[int] = None) -> Dict[str, Any]:
     """Params, FLOPs (batch 1, eval), latency (``predict``, batch 1) and optionally a training step (subprocess).
 
     ``config``: a path, ``scope::path`` or an in-memory Config; ``cfg_options``: overrides (dotted keys).
     """
+
     def say(msg: str) -> None:
         if progress:
             progress(msg)
@@ -27,9 +37,14 @@ def collect_stats(config: ConfigLike, shape: Tuple[int, int] = (800, 1333), devi
     say('building')
     cfg = load_config(config, cfg_options)
     model = build_model(cfg, device)
-    row: Dict[str, Any] = dict(config=config_label(config), model_type=type(model).__name__, shape=list(shape),
-                               device=device, backbone_type=type(backbone_of(model)).__name__,
-                               num_backbones=num_backbones(model), params=count_params(model))
+    row: Dict[str, Any] = dict(
+        config=config_label(config),
+        model_type=type(model).__name__,
+        shape=list(shape),
+        device=device,
+        backbone_type=type(backbone_of(model)).__name__,
+        num_backbones=num_backbones(model),
+        params=count_params(model))
     batch = make_batch(model, shape, 1, training=False)
     row['input_shape'] = list(batch['inputs'].shape[-2:])  # after padding
     if flops:
@@ -41,8 +56,8 @@ def collect_stats(config: ConfigLike, shape: Tuple[int, int] = (800, 1333), devi
     gc.collect()
     if train:
         say('training step (subprocess)')
-        row['train'] = measure_train_step(cfg, shape, device, train_batch_size, warmup, repeat, timer=timer,
-                                          threads=threads)
+        row['train'] = measure_train_step(
+            cfg, shape, device, train_batch_size, warmup, repeat, timer=timer, threads=threads)
     return row
 
 
@@ -52,16 +67,25 @@ def _g(x: Optional[float], scale: float, fmt: str) -> str:
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     """A markdown table, one row per config."""
-    header = ['config', 'K', 'params (M)', 'backbone (M)', 'GFLOPs', 'backbone GFLOPs', 'latency (ms)',
-              'train step (s)', 'train peak mem (MiB)']
+    header = [
+        'config', 'K', 'params (M)', 'backbone (M)', 'GFLOPs', 'backbone GFLOPs', 'latency (ms)', 'train step (s)',
+        'train peak mem (MiB)'
+    ]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
         fl, tr, lat = r.get('flops', {}), r.get('train', {}), r.get('latency', {})
         mem = tr.get('peak_mem_bytes', tr.get('peak_mem_increase_bytes'))
-        cells = [osp.basename(r['config']), str(r.get('num_backbones', 1)), _g(r['params']['total'], 1e6, '.2f'),
-                 _g(r['params'].get('backbone'), 1e6, '.2f'), _g(fl.get('total'), 1e9, '.1f'),
-                 _g(fl.get('backbone'), 1e9, '.1f'), _g(lat.get('median_s'), 1e-3, '.0f'),
-                 _g(tr.get('median_s'), 1, '.2f'), _g(mem, 2**20, '.0f')]
+        cells = [
+            osp.basename(r['config']),
+            str(r.get('num_backbones', 1)),
+            _g(r['params']['total'], 1e6, '.2f'),
+            _g(r['params'].get('backbone'), 1e6, '.2f'),
+            _g(fl.get('total'), 1e9, '.1f'),
+            _g(fl.get('backbone'), 1e9, '.1f'),
+            _g(lat.get('median_s'), 1e-3, '.0f'),
+            _g(tr.get('median_s'), 1, '.2f'),
+            _g(mem, 2**20, '.0f')
+        ]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -75,8 +99,8 @@ def uncounted_note(rows: Sequence[Dict[str, Any]]) -> str:
         note.append(f'FLOPs: {FLOP_CONVENTION} (mmengine FlopAnalyzer, eval-mode tensor forward). '
                     'Not counted (no rule in the counter): ' + ', '.join(ops) + '.')
     if analytic:
-        note.append('Counted from the shapes (the tracer misses them): ' + ', '.join(analytic)
-                    + ' (see cbnet.analysis.deformable).')
+        note.append('Counted from the shapes (the tracer misses them): ' + ', '.join(analytic) +
+                    ' (see cbnet.analysis.deformable).')
     return ' '.join(note)
 
 

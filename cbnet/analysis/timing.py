@@ -36,8 +36,13 @@ def time_once(fn: Callable[[], Any], device: str, timer: str = 'wall') -> float:
     return clock() - start
 
 
-def median_time(fn: Callable[[], Any], warmup: int, repeat: int, device: str, progress: Progress = None,
-                what: str = '', timer: str = 'wall') -> Dict[str, Any]:
+def median_time(fn: Callable[[], Any],
+                warmup: int,
+                repeat: int,
+                device: str,
+                progress: Progress = None,
+                what: str = '',
+                timer: str = 'wall') -> Dict[str, Any]:
     """Median, min and all times of ``fn`` over ``repeat`` runs after ``warmup`` untimed runs."""
     for i in range(warmup):
         if progress:
@@ -48,12 +53,20 @@ def median_time(fn: Callable[[], Any], warmup: int, repeat: int, device: str, pr
         if progress:
             progress(f'{what} {i + 1}/{repeat}')
         times.append(time_once(fn, device, timer))
-    return dict(median_s=statistics.median(times) if times else None, min_s=min(times) if times else None,
-                times_s=times, timer=timer)
+    return dict(
+        median_s=statistics.median(times) if times else None,
+        min_s=min(times) if times else None,
+        times_s=times,
+        timer=timer)
 
 
-def measure_latency(model: nn.Module, batch: dict, device: str, warmup: int, repeat: int,
-                    progress: Progress = None, timer: str = 'wall') -> Dict[str, Any]:
+def measure_latency(model: nn.Module,
+                    batch: dict,
+                    device: str,
+                    warmup: int,
+                    repeat: int,
+                    progress: Progress = None,
+                    timer: str = 'wall') -> Dict[str, Any]:
     """Eval-mode ``predict`` (post-processing included, data loading and preprocessing not) of ``batch``."""
     model.eval()
 

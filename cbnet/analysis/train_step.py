@@ -45,8 +45,14 @@ def train_step_fn(model: nn.Module, batch: dict) -> Callable[[], float]:
     return step
 
 
-def measure_train_step_inprocess(cfg: Config, shape: Tuple[int, int], device: str, batch_size: int, warmup: int,
-                                 repeat: int, progress: Progress = None, timer: str = 'wall',
+def measure_train_step_inprocess(cfg: Config,
+                                 shape: Tuple[int, int],
+                                 device: str,
+                                 batch_size: int,
+                                 warmup: int,
+                                 repeat: int,
+                                 progress: Progress = None,
+                                 timer: str = 'wall',
                                  seed: int = 0) -> Dict[str, Any]:
     """Time and peak memory of a training step in THIS process (call it in a fresh one)."""
     torch.manual_seed(seed)  # the same random draws (e.g. DINO's denoising noise) in every run
@@ -64,11 +70,14 @@ def measure_train_step_inprocess(cfg: Config, shape: Tuple[int, int], device: st
     first_time = time_once(lambda: losses.append(step()), device, timer)
     peak = peak_since_reset(device)
     if device.startswith('cuda'):
-        out.update(peak_mem_bytes=peak, peak_mem_increase_bytes=peak - before,
-                   mem_method='torch.cuda.max_memory_allocated')
+        out.update(
+            peak_mem_bytes=peak, peak_mem_increase_bytes=peak - before, mem_method='torch.cuda.max_memory_allocated')
     else:
-        out.update(peak_mem_increase_bytes=peak - before, rss_before_bytes=before, peak_rss_bytes=peak,
-                   mem_method=cpu_method())
+        out.update(
+            peak_mem_increase_bytes=peak - before,
+            rss_before_bytes=before,
+            peak_rss_bytes=peak,
+            mem_method=cpu_method())
     out['loss'] = losses[0]
     # The measured step is timed too; ``repeat - 1`` more steps join it.
     more = median_time(step, 0, max(repeat - 1, 0), device, progress, 'train step', timer)
@@ -77,9 +86,16 @@ def measure_train_step_inprocess(cfg: Config, shape: Tuple[int, int], device: st
     return out
 
 
-def measure_train_step(config: ConfigLike, shape: Tuple[int, int], device: str, batch_size: int, warmup: int,
-                       repeat: int, cfg_options: Optional[dict] = None, verbose: bool = True,
-                       timer: str = 'wall', threads: Optional[int] = None) -> Dict[str, Any]:
+def measure_train_step(config: ConfigLike,
+                       shape: Tuple[int, int],
+                       device: str,
+                       batch_size: int,
+                       warmup: int,
+                       repeat: int,
+                       cfg_options: Optional[dict] = None,
+                       verbose: bool = True,
+                       timer: str = 'wall',
+                       threads: Optional[int] = None) -> Dict[str, Any]:
     """:func:`measure_train_step_inprocess` in a fresh subprocess; ``config`` may be an in-memory Config.
 
     Raises:
@@ -90,15 +106,27 @@ def measure_train_step(config: ConfigLike, shape: Tuple[int, int], device: str, 
         if isinstance(config, Config):  # the worker loads a file: dump the (merged) config
             path = os.path.join(tmp, 'config.py')
             config.dump(path)
-        spec = dict(config=path, cfg_options=cfg_options or {}, shape=list(shape), device=device,
-                    batch_size=batch_size, warmup=warmup, repeat=repeat, timer=timer, threads=threads)
-        proc = subprocess.run([sys.executable, '-m', WORKER_MODULE, json.dumps(spec)], env=cpu_measurement_env(),
-                              stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE, text=True)
+        spec = dict(
+            config=path,
+            cfg_options=cfg_options or {},
+            shape=list(shape),
+            device=device,
+            batch_size=batch_size,
+            warmup=warmup,
+            repeat=repeat,
+            timer=timer,
+            threads=threads)
+        proc = subprocess.run([sys.executable, '-m', WORKER_MODULE,
+                               json.dumps(spec)],
+                              env=cpu_measurement_env(),
+                              stdout=subprocess.PIPE,
+                              stderr=None if verbose else subprocess.PIPE,
+                              text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
             return json.loads(line[len(RESULT_MARKER):])
-    raise RuntimeError(f'training-step worker for {config_label(config)!r} failed (exit {proc.returncode})'
-                       + (f':\n{proc.stderr[-3000:]}' if proc.stderr else ''))
+    raise RuntimeError(f'training-step worker for {config_label(config)!r} failed (exit {proc.returncode})' +
+                       (f':\n{proc.stderr[-3000:]}' if proc.stderr else ''))
 
 
 def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:

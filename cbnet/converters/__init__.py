@@ -7,6 +7,6 @@ from .single_to_cb import (ExpansionReport, expand_checkpoint, expand_single_sta
 
 __all__ = [
     'ConversionReport', 'build_target_model', 'convert_cbnetv2_state_dict', 'convert_checkpoint', 'detect_family',
-    'drop_pruned_stages', 'load_official_checkpoint', 'verify_against_model', 'ExpansionReport',
-    'expand_checkpoint', 'expand_single_state_dict', 'is_single_backbone_state_dict', 'load_state_dict_file'
+    'drop_pruned_stages', 'load_official_checkpoint', 'verify_against_model', 'ExpansionReport', 'expand_checkpoint',
+    'expand_single_state_dict', 'is_single_backbone_state_dict', 'load_state_dict_file'
 ]

@@ -68,8 +68,10 @@ class ConversionReport:
         self.dropped.append((key, why))
 
     def summary(self) -> str:
-        lines = [f'official CBNetV2 {self.family} checkpoint, {self.num_branches} branches: '
-                 f'{self.renamed} keys renamed, {self.unchanged} kept, {len(self.dropped)} dropped']
+        lines = [
+            f'official CBNetV2 {self.family} checkpoint, {self.num_branches} branches: '
+            f'{self.renamed} keys renamed, {self.unchanged} kept, {len(self.dropped)} dropped'
+        ]
         lines += [f'  dropped {key}: {why}' for key, why in self.dropped]
         lines += [f'  note: {note}' for note in self.notes]
         return '\n'.join(lines)
@@ -147,9 +149,10 @@ def _convert_resnet_branch(k: int, branch: Dict[str, Tensor], report: Conversion
     out = OrderedDict()
     for name, value in branch.items():
         if k > 0 and name.startswith(_RESNET_STEM):
-            report.drop(f'backbone.cb_modules.{k}.{name}',
-                        'stem of a non-first branch: it starts from the assisting branch features (the official '
-                        'lead keeps an unused bn1)')
+            report.drop(
+                f'backbone.cb_modules.{k}.{name}',
+                'stem of a non-first branch: it starts from the assisting branch features (the official '
+                'lead keeps an unused bn1)')
             continue
         out[name] = value
         report.renamed += 1
@@ -204,8 +207,11 @@ load_official_checkpoint = load_state_dict_file
 
 def converted_meta(src: str, meta: dict, report: ConversionReport) -> dict:
     """Plain-type meta for the converted file: where it comes from, what was dropped, the classes."""
-    new = dict(converted_from=str(src), converter='cbnet.converters.cbnetv2', family=report.family,
-               dropped=[f'{key}: {why}' for key, why in report.dropped])
+    new = dict(
+        converted_from=str(src),
+        converter='cbnet.converters.cbnetv2',
+        family=report.family,
+        dropped=[f'{key}: {why}' for key, why in report.dropped])
     for name in ('mmdet_version', 'mmcv_version', 'epoch', 'iter'):
         if isinstance(meta.get(name), (str, int)):
             new[f'official_{name}'] = meta[name]

@@ -41,10 +41,12 @@ class ExpansionReport:
     notes: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f'plain detector -> composite backbone with {self.num_branches} branches: backbone copied into '
-                 f'every branch ({", ".join(f"branch {k}: {n} keys" for k, n in sorted(self.into_branches.items()))}'
-                 f'), {len(self.zero_keys)} composite-connection keys set to their zero init, {self.copied} neck/'
-                 'head keys copied unchanged']
+        lines = [
+            f'plain detector -> composite backbone with {self.num_branches} branches: backbone copied into '
+            f'every branch ({", ".join(f"branch {k}: {n} keys" for k, n in sorted(self.into_branches.items()))}'
+            f'), {len(self.zero_keys)} composite-connection keys set to their zero init, {self.copied} neck/'
+            'head keys copied unchanged'
+        ]
         for k, modules in sorted(self.pruned.items()):
             lines.append(f'  dropped for branch {k} (pruned, the branch does not build them): {", ".join(modules)}')
         lines += [f'  note: {note}' for note in self.notes]
@@ -97,6 +99,7 @@ def _identity_connections(model: nn.Module) -> int:
 
 
 def _architecture_error(missing: List[str], unexpected: List[str], mismatched: List[str]) -> str:
+
     def part(key: str) -> str:
         return key.split('.')[0]
 
@@ -104,8 +107,10 @@ def _architecture_error(missing: List[str], unexpected: List[str], mismatched: L
         shown = ', '.join(keys[:6]) + (f', ... ({len(keys) - 6} more)' if len(keys) > 6 else '')
         return f'{len(keys)} in {", ".join(sorted({part(k) for k in keys}))}: {shown}'
 
-    lines = ['The plain detector checkpoint does not fit this CB detector: it is of another architecture '
-             '(backbone depth/width/stages, neck or heads, number of classes).']
+    lines = [
+        'The plain detector checkpoint does not fit this CB detector: it is of another architecture '
+        '(backbone depth/width/stages, neck or heads, number of classes).'
+    ]
     if mismatched:
         lines.append(f'  different shapes ({listing(mismatched)})')
     if missing:
@@ -117,8 +122,8 @@ def _architecture_error(missing: List[str], unexpected: List[str], mismatched: L
     return '\n'.join(lines)
 
 
-def expand_single_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor]
-                             ) -> Tuple['OrderedDict[str, Tensor]', ExpansionReport]:
+def expand_single_state_dict(model: nn.Module,
+                             state_dict: Mapping[str, Tensor]) -> Tuple['OrderedDict[str, Tensor]', ExpansionReport]:
     """Expand a plain detector's ``state_dict`` for ``model``, a CB detector; returns ``(state_dict, report)``.
 
     The result has exactly ``model.state_dict()``'s keys (it loads strictly). Raises ``ValueError`` when the
@@ -191,8 +196,13 @@ def expand_single_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor]
 def expanded_meta(src: str, meta: dict, report: ExpansionReport) -> dict:
     """Plain-type meta for the expanded file: its origin, what was dropped, and the source's dataset_meta
     (class names and palette, which ``DetInferencer`` and the visualiser read; ``CLASSES`` of mmdet 2.x)."""
-    new = dict(expanded_from=str(src), converter='cbnet.converters.single_to_cb',
-               dropped={str(k): list(v) for k, v in report.pruned.items()})
+    new = dict(
+        expanded_from=str(src),
+        converter='cbnet.converters.single_to_cb',
+        dropped={
+            str(k): list(v)
+            for k, v in report.pruned.items()
+        })
     dataset_meta = meta.get('dataset_meta')
     classes = meta.get('CLASSES')  # mmdet 2.x files (the 2.x model zoo that mmdet 3 still links)
     if isinstance(dataset_meta, dict):

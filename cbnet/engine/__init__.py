@@ -8,5 +8,7 @@ from .hooks import (AtomicCheckpointHook, CheckpointCompatibilityHook, NonFinite
                     non_finite_losses)
 from .layer_decay import CBLearningRateDecayOptimizerConstructor
 
-__all__ = ['AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'NonFiniteLossHook', 'enable_reliability',
-           'non_finite_losses', 'CBLearningRateDecayOptimizerConstructor']
+__all__ = [
+    'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'NonFiniteLossHook', 'enable_reliability',
+    'non_finite_losses', 'CBLearningRateDecayOptimizerConstructor'
+]

@@ -16,7 +16,9 @@ from ..utils.configs import resolve_config_path
 from .hooks import enable_reliability
 
 
-def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
+def load_config(path: str,
+                launcher: str = 'none',
+                cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None) -> Config:
     """The config as mmdet's tools load it: ``--cfg-options`` merged, ``work_dir`` from the command line, the
     config, or ``./work_dirs/<config name>`` (in that order). ``path`` is a file or a config an installed
@@ -36,9 +38,12 @@ def prepare_config(cfg, training: bool) -> None:
     """Enable the reliability hooks; warn when the config does not import cbnet itself."""
     enable_reliability(cfg, training=training)
     if not config_imports_cbnet(cfg):
-        print_log('This config has no custom_imports of cbnet. cbnet\'s tools import it anyway, but mmdet\'s own '
-                  'tools and other scripts will fail with "CB... is not in the mmdet::model registry". Add\n    '
-                  f'{CUSTOM_IMPORTS}', logger='current', level=logging.WARNING)
+        print_log(
+            'This config has no custom_imports of cbnet. cbnet\'s tools import it anyway, but mmdet\'s own '
+            'tools and other scripts will fail with "CB... is not in the mmdet::model registry". Add\n    '
+            f'{CUSTOM_IMPORTS}',
+            logger='current',
+            level=logging.WARNING)
 
 
 def resolve_auto_resume(cfg) -> None:
@@ -49,8 +54,10 @@ def resolve_auto_resume(cfg) -> None:
     """
     checkpoint = find_resumable_checkpoint(cfg.work_dir)
     if checkpoint is None:
-        print_log(f'--resume: no readable checkpoint in {cfg.work_dir}; training starts from the beginning.',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            f'--resume: no readable checkpoint in {cfg.work_dir}; training starts from the beginning.',
+            logger='current',
+            level=logging.WARNING)
         cfg.resume = False
         cfg.load_from = None
     else:

@@ -8,7 +8,6 @@ from .toy_coco import CLASS_NAMES, make_toy_coco
 from .toy_runs import DUAL_TOY, FASTER_TOY, MASK_TOY, REPO, make_tiny_toy, write_tiny_config
 
 __all__ = [
-    'FAMILIES', 'family', 'images', 'TINY_WIDTHS', 'mmdet_config', 'shrink_detector', 'tiny_batch',
-    'tiny_detector_cfg', 'CLASS_NAMES', 'make_toy_coco', 'DUAL_TOY', 'FASTER_TOY', 'MASK_TOY', 'REPO',
-    'make_tiny_toy', 'write_tiny_config'
+    'FAMILIES', 'family', 'images', 'TINY_WIDTHS', 'mmdet_config', 'shrink_detector', 'tiny_batch', 'tiny_detector_cfg',
+    'CLASS_NAMES', 'make_toy_coco', 'DUAL_TOY', 'FASTER_TOY', 'MASK_TOY', 'REPO', 'make_tiny_toy', 'write_tiny_config'
 ]

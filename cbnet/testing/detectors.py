@@ -7,6 +7,7 @@ from mmengine.config import Config, ConfigDict
 from ..utils.configs import resolve_config_path
 from .backbones import family
 
+
 def mmdet_config(relative_path: str) -> Config:
     """A config of mmdet's own zoo (what ``_base_ = 'mmdet::...'`` resolves to)."""
     return Config.fromfile(resolve_config_path('mmdet::' + relative_path))
@@ -46,15 +47,18 @@ def shrink_detector(model: dict) -> dict:
     return model
 
 
-def tiny_detector_cfg(relative_path: str, cb_type: Optional[str] = None, num_backbones: int = 2,
-                      inner: str = 'ResNet', **detector_kwargs) -> ConfigDict:
+def tiny_detector_cfg(relative_path: str,
+                      cb_type: Optional[str] = None,
+                      num_backbones: int = 2,
+                      inner: str = 'ResNet',
+                      **detector_kwargs) -> ConfigDict:
     """mmdet's config ``relative_path`` with a tiny (composite) ResNet, narrow neck/heads, few samples."""
     cfg = mmdet_config(relative_path).model.to_dict()
     neck = cfg['neck'][0] if isinstance(cfg['neck'], list) else cfg['neck']
     neck['in_channels'] = list(TINY_WIDTHS)
     backbone = family(inner)
-    cfg['backbone'] = backbone if cb_type is None else dict(type='CBNet', backbone=backbone,
-                                                            num_backbones=num_backbones)
+    cfg['backbone'] = backbone if cb_type is None else dict(
+        type='CBNet', backbone=backbone, num_backbones=num_backbones)
     shrink_detector(cfg)
     if cb_type is not None:
         cfg['type'] = cb_type
@@ -62,11 +66,21 @@ def tiny_detector_cfg(relative_path: str, cb_type: Optional[str] = None, num_bac
     return ConfigDict(cfg)
 
 
-def tiny_batch(model, batch_size: int = 2, size: int = 64, with_mask: bool = False, with_semantic: bool = False,
-               training: bool = True, seed: int = 0) -> dict:
+def tiny_batch(model,
+               batch_size: int = 2,
+               size: int = 64,
+               with_mask: bool = False,
+               with_semantic: bool = False,
+               training: bool = True,
+               seed: int = 0) -> dict:
     """A preprocessed batch of random images with 3 random objects each (mmdet's ``demo_mm_inputs``)."""
     from mmdet.testing import demo_mm_inputs
     torch.manual_seed(seed)
-    packed = demo_mm_inputs(batch_size, image_shapes=[(3, size, size)] * batch_size, num_items=[3] * batch_size,
-                            num_classes=80, with_mask=with_mask, with_semantic=with_semantic)
+    packed = demo_mm_inputs(
+        batch_size,
+        image_shapes=[(3, size, size)] * batch_size,
+        num_items=[3] * batch_size,
+        num_classes=80,
+        with_mask=with_mask,
+        with_semantic=with_semantic)
     return model.data_preprocessor(packed, training)

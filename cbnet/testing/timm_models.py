@@ -19,7 +19,7 @@ from .backbones import perturb_connections
 STATUSES = ('ok', 'failed', 'refused', 'error', 'skipped')
 STATUS_MEANING = {
     'ok': 'composite built; with the single model\'s weights and zero connections every branch returns exactly '
-          'the single model\'s features; moved connections train every parameter the single model trains',
+    'the single model\'s features; moved connections train every parameter the single model trains',
     'failed': 'built, but not exact or a parameter without gradient (a cbnet bug)',
     'refused': 'CBNet refuses the model with its reason (ValueError)',
     'error': 'another exception while building or running (timm, or a cbnet bug)',
@@ -33,6 +33,7 @@ class _Timeout(Exception):
 
 @contextmanager
 def _time_limit(seconds: int) -> Iterator[None]:
+
     def expire(*_):
         raise _Timeout()
 
@@ -48,8 +49,7 @@ def _time_limit(seconds: int) -> Iterator[None]:
 def timm_backbone(model_name: str, **kwargs) -> dict:
     """A ``TIMMBackbone`` config returning every timm feature at stride >= 4 (finer ones are in the stem)."""
     import timm
-    cfg = dict(type='mmpretrain.TIMMBackbone', model_name=model_name, features_only=True, pretrained=False,
-               **kwargs)
+    cfg = dict(type='mmpretrain.TIMMBackbone', model_name=model_name, features_only=True, pretrained=False, **kwargs)
     with torch.device('meta'):
         info = timm.create_model(model_name, features_only=True, pretrained=False, **kwargs).feature_info
     cfg['out_indices'] = tuple(i for i in info.out_indices if info.info[i]['reduction'] >= 4)
@@ -94,9 +94,14 @@ def _check(model_name: str, num_backbones: int, kwargs: dict, result: Dict[str, 
     size = model.adapter.probe_size(model.branches[0])
     x = torch.randn(2, 3, size, size)
     nhwc = model.adapter._channels_last(single)
-    result.update(stage='eval', features=type(single.timm_model).__name__, image_size=size,
-                  num_stages=model.num_stages, out_indices=list(model.out_indices), nhwc=nhwc,
-                  params=sum(p.numel() for p in single.parameters()))
+    result.update(
+        stage='eval',
+        features=type(single.timm_model).__name__,
+        image_size=size,
+        num_stages=model.num_stages,
+        out_indices=list(model.out_indices),
+        nhwc=nhwc,
+        params=sum(p.numel() for p in single.parameters()))
     model.eval(), single.eval()
     with torch.no_grad():
         expected = [f.permute(0, 3, 1, 2) if nhwc else f for f in single(x)]
@@ -138,11 +143,13 @@ def markdown_report(results: List[Dict[str, object]], header: Sequence[str]) -> 
     counts = {s: sum(r['status'] == s for r in results) for s in STATUSES}
     lines = list(header) + ['', '| status | architectures | meaning |', '|---|---|---|']
     lines += [f'| {s} | {counts[s]} | {STATUS_MEANING[s]} |' for s in STATUSES if counts[s]]
-    lines += ['', '| timm module | architecture | params (M) | features-only net | status | stages | image | note |',
-              '|---|---|---|---|---|---|---|---|']
+    lines += [
+        '', '| timm module | architecture | params (M) | features-only net | status | stages | image | note |',
+        '|---|---|---|---|---|---|---|---|'
+    ]
     for r in results:
-        note = r['reason'].split('. ')[0].replace('|', '/') if r['status'] != 'ok' else (
-            'NHWC features' if r.get('nhwc') else '')
+        note = r['reason'].split('. ')[0].replace(
+            '|', '/') if r['status'] != 'ok' else ('NHWC features' if r.get('nhwc') else '')
         lines.append(f"| {r['module']} | {r['model']} | {r['size'] / 1e6:.1f} | {r.get('features', '')} | "
                      f"{r['status']} | {r.get('num_stages', '')} | {r.get('image_size', '')} | {note[:160]} |")
     return '\n'.join(lines) + '\n'

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -45,8 +45,7 @@ SPLITS: Dict[str, Tuple[str, str, bool]] = {
 Polygon = List[Tuple[float, float]]
 
 
-def _shape_polygon(class_name: str, box: Tuple[float, float, float, float],
-                   rng: np.random.Generator) -> Polygon:
+def _shape_polygon(class_name: str, box: Tuple[float, float, float, float], rng: np.random.Generator) -> Polygon:
     """Vertices of a shape whose tight bounding box is ``box`` (x1, y1, x2, y2)."""
     x1, y1, x2, y2 = box
     if class_name == 'rectangle':
@@ -54,8 +53,7 @@ def _shape_polygon(class_name: str, box: Tuple[float, float, float, float],
     if class_name == 'ellipse':
         cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
         n = 24
-        return [(cx + rx * math.cos(2 * math.pi * k / n), cy + ry * math.sin(2 * math.pi * k / n))
-                for k in range(n)]
+        return [(cx + rx * math.cos(2 * math.pi * k / n), cy + ry * math.sin(2 * math.pi * k / n)) for k in range(n)]
     if class_name == 'triangle':
         # apex somewhere on the top edge, base on the bottom edge spanning the full width: tight box == box
         apex_x = x1 + float(rng.uniform(0.2, 0.8)) * (x2 - x1)
@@ -70,7 +68,10 @@ def _polygon_area(polygon: Polygon) -> float:
     return float(0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
 
 
-def _sample_boxes(rng: np.random.Generator, height: int, width: int, max_objects: int,
+def _sample_boxes(rng: np.random.Generator,
+                  height: int,
+                  width: int,
+                  max_objects: int,
                   gap: float = 4.0) -> List[Tuple[float, float, float, float]]:
     """Non-overlapping boxes (rejection sampling), 18%..50% of the shorter image side each."""
     short = min(height, width)
@@ -91,8 +92,8 @@ def _sample_boxes(rng: np.random.Generator, height: int, width: int, max_objects
     return boxes
 
 
-def _draw_image(rng: np.random.Generator, height: int, width: int,
-                objects: Sequence[Tuple[int, Polygon]]) -> Image.Image:
+def _draw_image(rng: np.random.Generator, height: int, width: int, objects: Sequence[Tuple[int,
+                                                                                           Polygon]]) -> Image.Image:
     """Noisy grey background with a random tint, shapes filled in their (slightly jittered) class colour."""
     tint = rng.uniform(90, 170, size=3)
     background = tint + rng.normal(0, 18, size=(height, width, 3))
@@ -106,8 +107,7 @@ def _draw_image(rng: np.random.Generator, height: int, width: int,
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), 'RGB')
 
 
-def _make_split(out_dir: str, split: str, num_images: int, size: Tuple[int, int], seed: int,
-                max_objects: int) -> str:
+def _make_split(out_dir: str, split: str, num_images: int, size: Tuple[int, int], seed: int, max_objects: int) -> str:
     ann_name, img_folder, with_annotations = SPLITS[split]
     height, width = size
     # one independent stream per split: changing --num-val does not change the training images
@@ -121,17 +121,22 @@ def _make_split(out_dir: str, split: str, num_images: int, size: Tuple[int, int]
         for box in _sample_boxes(rng, height, width, max_objects):
             label = int(rng.integers(0, len(CLASSES)))
             objects.append((label, _shape_polygon(CLASS_NAMES[label], box, rng)))
-        _draw_image(rng, height, width, objects).save(
-            osp.join(out_dir, img_folder, file_name), quality=92)
+        _draw_image(rng, height, width, objects).save(osp.join(out_dir, img_folder, file_name), quality=92)
         images.append(dict(id=image_id, file_name=file_name, height=height, width=width))
         for label, polygon in objects:
             xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
             x1, y1 = min(xs), min(ys)
             annotations.append(
-                dict(id=len(annotations) + 1, image_id=image_id, category_id=label + 1,
-                     bbox=[round(x1, 2), round(y1, 2), round(max(xs) - x1, 2), round(max(ys) - y1, 2)],
-                     segmentation=[[round(v, 2) for p in polygon for v in p]],
-                     area=round(_polygon_area(polygon), 2), iscrowd=0))
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=label + 1,
+                    bbox=[round(x1, 2), round(y1, 2),
+                          round(max(xs) - x1, 2),
+                          round(max(ys) - y1, 2)],
+                    segmentation=[[round(v, 2) for p in polygon for v in p]],
+                    area=round(_polygon_area(polygon), 2),
+                    iscrowd=0))
     coco = dict(
         info=dict(description=f'cbnet toy COCO ({split})', version='1.0', year=2026),
         licenses=[],
@@ -147,8 +152,12 @@ def _make_split(out_dir: str, split: str, num_images: int, size: Tuple[int, int]
     return ann_file
 
 
-def make_toy_coco(out_dir: str, num_train: int = 240, num_val: int = 40, num_test: int = 16,
-                  size: Tuple[int, int] = (128, 128), seed: int = 0,
+def make_toy_coco(out_dir: str,
+                  num_train: int = 240,
+                  num_val: int = 40,
+                  num_test: int = 16,
+                  size: Tuple[int, int] = (128, 128),
+                  seed: int = 0,
                   max_objects: int = 4) -> Dict[str, str]:
     """Write the toy dataset to ``out_dir``; returns ``{split: annotation file}``.
 
@@ -165,5 +174,4 @@ def make_toy_coco(out_dir: str, num_train: int = 240, num_val: int = 40, num_tes
     if min(num_train, num_val, num_test) < 0 or max_objects < 1:
         raise ValueError('image counts must be >= 0 and max_objects >= 1')
     counts = dict(train=num_train, val=num_val, test=num_test)
-    return {split: _make_split(out_dir, split, counts[split], (height, width), seed, max_objects)
-            for split in SPLITS}
+    return {split: _make_split(out_dir, split, counts[split], (height, width), seed, max_objects) for split in SPLITS}

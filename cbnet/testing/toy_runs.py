@@ -24,8 +24,12 @@ def make_tiny_toy(out_dir: str) -> str:
     return out_dir.rstrip('/') + '/'
 
 
-def write_tiny_config(path: str, data_root: str, base: str = FASTER_TOY, max_iters: int = 2,
-                      flip_prob: float = 0.5, extra: Optional[str] = None) -> str:
+def write_tiny_config(path: str,
+                      data_root: str,
+                      base: str = FASTER_TOY,
+                      max_iters: int = 2,
+                      flip_prob: float = 0.5,
+                      extra: Optional[str] = None) -> str:
     """A config file that inherits ``base`` (a toy config) and shrinks the run; returns ``path``."""
     with_mask = 'mask' in osp.basename(base)
     text = f'''

@@ -33,10 +33,10 @@ _QUOTED = re.compile(r"['\"]([^'\"]+\.py)['\"]")
 _TRANSFORMER = {'embed_dims': {256: 32, 512: 32}, 'num_feats': {128: 16, 256: 16}}
 #: 'num_queries' and friends: few queries, proposals, denoising queries
 _FEW = {'num_queries': 10, 'num_query': 10, 'num_proposals': 10, 'num_dn_queries': 10}
-_CLASS_BOILERPLATE = {'__module__', '__doc__', '__qualname__', '__init__', '__abstractmethods__', '_abc_impl',
-                      '__annotations__'}
-_DROPOUT_KEYS = ('dropout', 'attn_drop', 'proj_drop', 'ffn_drop', 'drop_path_rate', 'attn_drop_rate',
-                 'drop_rate')
+_CLASS_BOILERPLATE = {
+    '__module__', '__doc__', '__qualname__', '__init__', '__abstractmethods__', '_abc_impl', '__annotations__'
+}
+_DROPOUT_KEYS = ('dropout', 'attn_drop', 'proj_drop', 'ffn_drop', 'drop_path_rate', 'attn_drop_rate', 'drop_rate')
 
 
 # -- the zoo --------------------------------------------------------------------------------------------------
@@ -97,13 +97,15 @@ def zoo_config_for(class_name: str) -> Optional[Tuple[str, str]]:
     from mmdet.registry import MODELS
     index = zoo_index()
     cls = MODELS.get(class_name)
-    candidates = sorted(index.get(class_name, ()),
-                        key=lambda r: (not _folder_matches(r, class_name), ) + _preference(r))
+    candidates = sorted(
+        index.get(class_name, ()), key=lambda r: (not _folder_matches(r, class_name), ) + _preference(r))
     for rel in candidates[:4]:
         if mmdet_config(rel).model.get('type', '').rpartition('.')[2] == class_name:
             return rel, class_name
-    forwarding = [zoo_config_for(sub.__name__) for sub in set(MODELS.module_dict.values())
-                  if isinstance(sub, type) and sub is not cls and cls in sub.__bases__ and _only_forwards(sub)]
+    forwarding = [
+        zoo_config_for(sub.__name__) for sub in set(MODELS.module_dict.values())
+        if isinstance(sub, type) and sub is not cls and cls in sub.__bases__ and _only_forwards(sub)
+    ]
     configs = sorted((found[0] for found in forwarding if found is not None), key=_preference)
     return (configs[0], class_name) if configs else None
 
@@ -309,10 +311,14 @@ def _fix_teachers(model: dict) -> None:
     if 'teacher_ckpt' in model:
         model['teacher_ckpt'] = None
     if isinstance(model.get('teacher_backbone'), dict):
-        teacher = tiny_zoo_detector(dict(type='RetinaNet', backbone=model['teacher_backbone'],
-                                         neck=model['teacher_neck'], bbox_head=model['teacher_bbox_head']))
-        model.update(teacher_backbone=teacher['backbone'], teacher_neck=teacher['neck'],
-                     teacher_bbox_head=teacher['bbox_head'])
+        teacher = tiny_zoo_detector(
+            dict(
+                type='RetinaNet',
+                backbone=model['teacher_backbone'],
+                neck=model['teacher_neck'],
+                bbox_head=model['teacher_bbox_head']))
+        model.update(
+            teacher_backbone=teacher['backbone'], teacher_neck=teacher['neck'], teacher_bbox_head=teacher['bbox_head'])
 
 
 # -- plain detector -> composite detector -----------------------------------------------------------------------

@@ -47,7 +47,6 @@ STATUS_MEANING = {
     'skipped': 'not a detector config (tracking, ReID, video models)',
 }
 
-
 #: how a config is checked (the results file repeats it)
 METHOD = (
     'Each config is loaded and cbnetified (a refusal is its result). Its model is then made tiny with '
@@ -107,7 +106,9 @@ def family_of(rel: str) -> str:
 
 
 # -- one config -------------------------------------------------------------------------------------------------
-def sweep_config(rel: str, num_backbones: int = 2, seen: Optional[Dict[str, SweepResult]] = None,
+def sweep_config(rel: str,
+                 num_backbones: int = 2,
+                 seen: Optional[Dict[str, SweepResult]] = None,
                  timeout: int = 300) -> SweepResult:
     """Check one zoo config (see the module doc). ``seen`` maps tiny-model keys to earlier results.
 
@@ -239,9 +240,10 @@ def batch_needs(model_cfg: dict) -> dict:
     """What the data samples of ``model_cfg`` must carry: masks, semantic maps, proposals, class count."""
     text = str(model_cfg)
     panoptic = 'num_stuff_classes' in text and "'num_stuff_classes': 0" not in text
-    return dict(with_mask=any(key in text for key in ("'mask_head'", "'panoptic_head'", "'loss_mask'")),
-                with_semantic="'semantic_head'" in text or panoptic,
-                num_classes=max(2, _num_classes(model_cfg)))
+    return dict(
+        with_mask=any(key in text for key in ("'mask_head'", "'panoptic_head'", "'loss_mask'")),
+        with_semantic="'semantic_head'" in text or panoptic,
+        num_classes=max(2, _num_classes(model_cfg)))
 
 
 def _num_classes(model_cfg: dict) -> int:
@@ -282,9 +284,13 @@ def sweep_batch(model, needs: dict, size: int, training: bool, seed: int = 0) ->
     from mmdet.testing import demo_mm_inputs
     from mmengine.structures import InstanceData
     torch.manual_seed(seed)
-    packed = demo_mm_inputs(2, image_shapes=[(3, size, size)] * 2, num_items=[3, 3],
-                            num_classes=needs['num_classes'], with_mask=needs['with_mask'],
-                            with_semantic=needs['with_semantic'])
+    packed = demo_mm_inputs(
+        2,
+        image_shapes=[(3, size, size)] * 2,
+        num_items=[3, 3],
+        num_classes=needs['num_classes'],
+        with_mask=needs['with_mask'],
+        with_semantic=needs['with_semantic'])
     batch = model.data_preprocessor(packed, training)
     if isinstance(model, TwoStageDetector) and not model.with_rpn:  # Fast R-CNN: precomputed proposals
         g = torch.Generator().manual_seed(seed)
@@ -384,15 +390,16 @@ def run_composite(plain_cfg: dict, needs: dict, num_backbones: int, unused_in_pl
         missing = [key for key in lead if f'assist{k}_{key}' not in losses]
         if missing:
             raise StageError('assist-losses', f'assisting branch {k} lacks {", ".join(missing[:6])}')
-    no_grad = sorted(n for n, p in model.named_parameters() if p.requires_grad and p.grad is None
-                     and (plain_parameter_name(n) not in unused_in_plain or '.composition.' in n))
+    no_grad = sorted(n for n, p in model.named_parameters() if p.requires_grad and p.grad is None and (
+        plain_parameter_name(n) not in unused_in_plain or '.composition.' in n))
     if no_grad:
-        raise StageError('gradients', f'{len(no_grad)} trainable parameters got no gradient: '
-                         f'{", ".join(no_grad[:5])}{" ..." if len(no_grad) > 5 else ""}')
+        raise StageError(
+            'gradients', f'{len(no_grad)} trainable parameters got no gradient: '
+            f'{", ".join(no_grad[:5])}{" ..." if len(no_grad) > 5 else ""}')
     _predict(model, needs, size, 'predict')
     del model
-    return dict(type=cb_cfg['type'], size=size, lead_losses=len(lead), losses=len(losses),
-                unused_in_plain=len(unused_in_plain))
+    return dict(
+        type=cb_cfg['type'], size=size, lead_losses=len(lead), losses=len(losses), unused_in_plain=len(unused_in_plain))
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -462,9 +469,16 @@ def summarize(results: Iterable[SweepResult]) -> dict:
             causes[r.status][cause_of(r)].append(r.config)
     return dict(
         configs=len(results),
-        totals={s: sum(r.status == s for r in results) for s in STATUSES},
-        families={name: dict(counts) for name, counts in sorted(families.items())},
-        causes={status: dict(sorted(by.items(), key=lambda kv: -len(kv[1]))) for status, by in causes.items()},
+        totals={s: sum(r.status == s for r in results)
+                for s in STATUSES},
+        families={
+            name: dict(counts)
+            for name, counts in sorted(families.items())
+        },
+        causes={
+            status: dict(sorted(by.items(), key=lambda kv: -len(kv[1])))
+            for status, by in causes.items()
+        },
     )
 
 
@@ -475,8 +489,10 @@ def markdown_report(results: List[SweepResult], summary: dict, header: Dict[str,
     lines += ['', METHOD]
     lines += ['', '| status | meaning | configs |', '|---|---|---|']
     lines += [f'| {s} | {STATUS_MEANING[s]} | {summary["totals"][s]} |' for s in STATUSES]
-    lines += [f'| all | | {summary["configs"]} |', '', '## Per family', '',
-              '| family | ' + ' | '.join(STATUSES) + ' |', '|---|' + '---|' * len(STATUSES)]
+    lines += [
+        f'| all | | {summary["configs"]} |', '', '## Per family', '', '| family | ' + ' | '.join(STATUSES) + ' |',
+        '|---|' + '---|' * len(STATUSES)
+    ]
     for name, counts in summary['families'].items():
         lines.append(f'| {name} | ' + ' | '.join(str(counts.get(s, 0) or '') for s in STATUSES) + ' |')
     for status in ('failed', 'untestable', 'refused', 'unloadable', 'skipped'):
@@ -488,8 +504,10 @@ def markdown_report(results: List[SweepResult], summary: dict, header: Dict[str,
             more = f' and {len(configs) - 8} more' if len(configs) > 8 else ''
             shown = ', '.join(f'`{c}`' for c in configs[:8]) + more
             lines.append(f'- **{len(configs)}** x {_md(_first_sentence(cause))}: {shown}')
-    lines += ['', '## Every config', '', '| config | detector | backbone | status | stage | reason / same model as |',
-              '|---|---|---|---|---|---|']
+    lines += [
+        '', '## Every config', '', '| config | detector | backbone | status | stage | reason / same model as |',
+        '|---|---|---|---|---|---|'
+    ]
     for r in results:
         note = f'same as `{r.same_as}`' if r.same_as and r.status == 'ok' else _md(r.reason[:160])
         if r.same_as and r.status != 'ok':

@@ -7,6 +7,5 @@ from .checkpoint import mmengine_checkpoint_safe_globals, register_mmengine_safe
 from .launch import check_amp_supported, setup_cpu_distributed
 
 __all__ = [
-    'mmengine_checkpoint_safe_globals', 'register_mmengine_safe_globals', 'check_amp_supported',
-    'setup_cpu_distributed'
+    'mmengine_checkpoint_safe_globals', 'register_mmengine_safe_globals', 'check_amp_supported', 'setup_cpu_distributed'
 ]

@@ -27,10 +27,10 @@ SafeGlobal = Union[Callable, Tuple[Callable, str]]
 
 #: numpy dtypes that can occur in a checkpoint's numpy arrays/scalars (loss histories, counters, metrics)
 _NUMPY_DTYPE_CLASSES = ('BoolDType', 'Int8DType', 'UInt8DType', 'Int16DType', 'UInt16DType', 'Int32DType',
-                        'UInt32DType', 'Int64DType', 'UInt64DType', 'Float16DType', 'Float32DType',
-                        'Float64DType', 'LongDType', 'ULongDType', 'LongLongDType', 'ULongLongDType',
-                        'ByteDType', 'UByteDType', 'ShortDType', 'UShortDType', 'IntDType', 'UIntDType',
-                        'HalfDType', 'DoubleDType', 'LongDoubleDType')
+                        'UInt32DType', 'Int64DType', 'UInt64DType', 'Float16DType', 'Float32DType', 'Float64DType',
+                        'LongDType', 'ULongDType', 'LongLongDType', 'ULongLongDType', 'ByteDType', 'UByteDType',
+                        'ShortDType', 'UShortDType', 'IntDType', 'UIntDType', 'HalfDType', 'DoubleDType',
+                        'LongDoubleDType')
 
 _registered: List[str] = []
 

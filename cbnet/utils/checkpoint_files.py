@@ -176,6 +176,5 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
         problem = checkpoint_problem(candidate)
         if problem is None:
             return candidate
-        print_log(f'--resume: skipping the checkpoint {candidate}: {problem}.', logger='current',
-                  level=logging.WARNING)
+        print_log(f'--resume: skipping the checkpoint {candidate}: {problem}.', logger='current', level=logging.WARNING)
     return None

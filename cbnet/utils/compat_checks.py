@@ -71,7 +71,9 @@ def _summary(names: Sequence[str], limit: int = 4) -> str:
     return ', '.join(names[:limit]) + (f', ... ({len(names) - limit} more)' if len(names) > limit else '')
 
 
-def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: Optional[str] = None,
+def check_checkpoint_fits_model(model: nn.Module,
+                                state_dict: Mapping,
+                                source: Optional[str] = None,
                                 require_backbone: bool = True) -> None:
     """Raise ``ValueError`` if ``state_dict`` would leave the model's backbone entirely untouched.
 
@@ -93,8 +95,10 @@ def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: O
     model_keys = {k: v for k, v in model.state_dict().items() if k.startswith('backbone.')}
     if not model_keys or not require_backbone:
         return
-    loaded = [k for k, v in model_keys.items()
-              if k in keys and hasattr(keys[k], 'shape') and tuple(keys[k].shape) == tuple(v.shape)]
+    loaded = [
+        k for k, v in model_keys.items()
+        if k in keys and hasattr(keys[k], 'shape') and tuple(keys[k].shape) == tuple(v.shape)
+    ]
     if loaded:
         return
     composite = any(k.startswith('backbone.branches.') for k in model_keys)
@@ -110,8 +114,8 @@ def check_checkpoint_fits_model(model: nn.Module, state_dict: Mapping, source: O
     elif ckpt_backbone:
         mismatched = [k for k in ckpt_backbone if k in model_keys]
         message += (f'Its backbone weights have other shapes ({_summary(mismatched)}): it is for another depth '
-                    'or width.' if mismatched else
-                    f'Its backbone keys ({_summary(ckpt_backbone)}) belong to another architecture.')
+                    'or width.'
+                    if mismatched else f'Its backbone keys ({_summary(ckpt_backbone)}) belong to another architecture.')
     else:
         message += (f'It has no backbone.* keys at all (keys look like {_summary(sorted(keys))}): it is not a '
                     'detector checkpoint. A backbone-only (ImageNet) checkpoint goes into the backbone init_cfg '

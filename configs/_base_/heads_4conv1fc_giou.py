@@ -19,14 +19,16 @@ __head = dict(
     loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
 
 bbox_heads_4conv1fc_giou = [
-    dict(**__head,
-         reg_class_agnostic=False,
-         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds))
+    dict(
+        **__head,
+        reg_class_agnostic=False,
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds))
     for stds in __stage_stds
 ]
 bbox_heads_4conv1fc_giou_agnostic = [
-    dict(**__head,
-         reg_class_agnostic=True,
-         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds))
+    dict(
+        **__head,
+        reg_class_agnostic=True,
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds))
     for stds in __stage_stds
 ]

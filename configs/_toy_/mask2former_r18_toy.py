@@ -40,10 +40,14 @@ model = dict(
             encoder=dict(
                 num_layers=2,
                 layer_cfg=dict(
-                    self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4, num_levels=3, num_points=4, dropout=0.0,
-                                       batch_first=True),
-                    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256, num_fcs=2, ffn_drop=0.0,
-                                 act_cfg=dict(type='ReLU', inplace=True)))),
+                    self_attn_cfg=dict(
+                        embed_dims=embed_dims, num_heads=4, num_levels=3, num_points=4, dropout=0.0, batch_first=True),
+                    ffn_cfg=dict(
+                        embed_dims=embed_dims,
+                        feedforward_channels=256,
+                        num_fcs=2,
+                        ffn_drop=0.0,
+                        act_cfg=dict(type='ReLU', inplace=True)))),
             positional_encoding=dict(num_feats=embed_dims // 2, normalize=True)),
         enforce_decoder_input_project=False,
         positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
@@ -53,8 +57,12 @@ model = dict(
             layer_cfg=dict(
                 self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4, dropout=0.0, batch_first=True),
                 cross_attn_cfg=dict(embed_dims=embed_dims, num_heads=4, dropout=0.0, batch_first=True),
-                ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256, num_fcs=2, ffn_drop=0.0,
-                             act_cfg=dict(type='ReLU', inplace=True))),
+                ffn_cfg=dict(
+                    embed_dims=embed_dims,
+                    feedforward_channels=256,
+                    num_fcs=2,
+                    ffn_drop=0.0,
+                    act_cfg=dict(type='ReLU', inplace=True))),
             init_cfg=None),
         loss_cls=dict(
             type='CrossEntropyLoss',
@@ -63,8 +71,14 @@ model = dict(
             reduction='mean',
             class_weight=[1.0] * (num_things_classes + num_stuff_classes) + [0.1]),
         loss_mask=dict(type='CrossEntropyLoss', use_sigmoid=True, reduction='mean', loss_weight=5.0),
-        loss_dice=dict(type='DiceLoss', use_sigmoid=True, activate=True, reduction='mean', naive_dice=True,
-                       eps=1.0, loss_weight=5.0)),
+        loss_dice=dict(
+            type='DiceLoss',
+            use_sigmoid=True,
+            activate=True,
+            reduction='mean',
+            naive_dice=True,
+            eps=1.0,
+            loss_weight=5.0)),
     panoptic_fusion_head=dict(
         type='MaskFormerFusionHead',
         num_things_classes=num_things_classes,
@@ -84,15 +98,9 @@ model = dict(
             ]),
         sampler=dict(type='MaskPseudoSampler')),
     test_cfg=dict(
-        panoptic_on=False,
-        semantic_on=False,
-        instance_on=True,
-        max_per_image=20,
-        iou_thr=0.8,
-        filter_low_score=True),
+        panoptic_on=False, semantic_on=False, instance_on=True, max_per_image=20, iou_thr=0.8, filter_low_score=True),
     init_cfg=None)
 
 # query-based training: AdamW at a lower lr than the CNN toys, tight gradient clipping
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-    clip_grad=dict(max_norm=1.0, norm_type=2))
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05), clip_grad=dict(max_norm=1.0, norm_type=2))

@@ -4,9 +4,7 @@
 _base_ = 'mmdet::_base_/datasets/coco_detection.py'
 
 data_root = '{{$CBNET_TOY_DATA_ROOT:data/toy_coco/}}'
-metainfo = dict(
-    classes=('rectangle', 'ellipse', 'triangle'),
-    palette=[(220, 40, 40), (40, 200, 60), (50, 80, 230)])
+metainfo = dict(classes=('rectangle', 'ellipse', 'triangle'), palette=[(220, 40, 40), (40, 200, 60), (50, 80, 230)])
 img_scale = (128, 128)
 
 train_pipeline = [
@@ -20,8 +18,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
 train_dataloader = dict(
     batch_size=4,

@@ -31,10 +31,14 @@ model = dict(
             extra=dict(
                 stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(4, ), num_channels=(64, )),
                 stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(4, 4), num_channels=(32, 64)),
-                stage3=dict(num_modules=4, num_branches=3, block='BASIC', num_blocks=(4, 4, 4),
-                            num_channels=(32, 64, 128)),
-                stage4=dict(num_modules=3, num_branches=4, block='BASIC', num_blocks=(4, 4, 4, 4),
-                            num_channels=(32, 64, 128, 256))),
+                stage3=dict(
+                    num_modules=4, num_branches=3, block='BASIC', num_blocks=(4, 4, 4), num_channels=(32, 64, 128)),
+                stage4=dict(
+                    num_modules=3,
+                    num_branches=4,
+                    block='BASIC',
+                    num_blocks=(4, 4, 4, 4),
+                    num_channels=(32, 64, 128, 256))),
             init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://msra/hrnetv2_w32'))),
     assist_loss_weights=0.5,
     assist_proposals='lead')

@@ -16,9 +16,7 @@
 #     python tools/train.py configs/cbnet/dual_swin_l_htc.py --cfg-options model.backbone.use_checkpoint=True
 _base_ = ['./dual_swin_b_htc_4conv1fc.py', '../_base_/tta_htc_swin_l.py']  # `tools/test.py ... --tta`: paper TTA
 
-model = dict(
-    backbone=dict(_delete_=True, **_base_.cb_swin_l),
-    neck=dict(in_channels=_base_.cb_swin_l_widths))
+model = dict(backbone=dict(_delete_=True, **_base_.cb_swin_l), neck=dict(in_channels=_base_.cb_swin_l_widths))
 
 # 1x: 12 epochs, lr x0.1 after epochs 8 and 11, linear warm-up over the first 500 iterations
 max_epochs = 12

@@ -49,6 +49,7 @@ branch_norms = ['patch_embed.norm', 'norm'] + [
 ] + [f'stages.{stage_id}.downsample.norm' for stage_id in range(len(depths) - 1)]
 custom_keys.update({
     f'backbone.branches.{branch}.{norm}': backbone_norm_multi
-    for branch in range(num_backbones) for norm in branch_norms
+    for branch in range(num_backbones)
+    for norm in branch_norms
 })
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(_delete_=True, **custom_keys), norm_decay_mult=0.0))

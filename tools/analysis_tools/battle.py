@@ -14,7 +14,6 @@ Where metrics are looked for: ``--metrics CONFIG=PATH`` (a log, a json file or a
 how a work dir is read: ``cbnet.analysis.metrics``.
 """
 from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -44,14 +43,14 @@ def markdown(rows: List[Dict[str, Any]], shape: Sequence[int], device: str) -> s
     lines = [f'# Battle of the backbones ({shape[0]}x{shape[1]}, {device}, batch 1)', '']
     if not has_metrics:
         lines += ['No COCO metrics were found for any config: cost only.', '']
-    lines += ['| config | K | params (M) | GFLOPs | latency (ms) | bbox mAP | segm mAP |',
-              '|---|---|---|---|---|---|---|']
+    lines += [
+        '| config | K | params (M) | GFLOPs | latency (ms) | bbox mAP | segm mAP |', '|---|---|---|---|---|---|---|'
+    ]
     for r in rows:
         m = r['metrics']
-        lines.append(
-            f"| {r['name']} | {r['num_backbones']} | {r['params']['total'] / 1e6:.2f} | "
-            f"{r['flops']['total'] / 1e9:.1f} | {r['latency']['median_s'] * 1e3:.0f} | "
-            + ' | '.join(f'{m[k] * 100:.1f}' if k in m else '-' for k in METRIC_KEYS) + ' |')
+        lines.append(f"| {r['name']} | {r['num_backbones']} | {r['params']['total'] / 1e6:.2f} | "
+                     f"{r['flops']['total'] / 1e9:.1f} | {r['latency']['median_s'] * 1e3:.0f} | " +
+                     ' | '.join(f'{m[k] * 100:.1f}' if k in m else '-' for k in METRIC_KEYS) + ' |')
     note = uncounted_note(rows)
     if note:
         lines += ['', note]
@@ -86,13 +85,11 @@ def plot(rows: List[Dict[str, Any]], path: str) -> None:
         scatter(axes[0], [gflops[n] for n in names], maps, names, 'GFLOPs', key)
         scatter(axes[1], [latency[n] for n in names], maps, names, 'latency (ms, batch 1)', key)
         missing = len(rows) - len(scored)
-        fig.suptitle('Accuracy vs cost' + (f' ({missing} config(s) without metrics not shown)'
-                                           if missing else ''))
+        fig.suptitle('Accuracy vs cost' + (f' ({missing} config(s) without metrics not shown)' if missing else ''))
     else:
         names = [r['name'] for r in rows]
         fig, ax = plt.subplots(figsize=(7, 5))
-        scatter(ax, [gflops[n] for n in names], [latency[n] for n in names], names, 'GFLOPs',
-                'latency (ms, batch 1)')
+        scatter(ax, [gflops[n] for n in names], [latency[n] for n in names], names, 'GFLOPs', 'latency (ms, batch 1)')
         ax.set_title('Cost only: no COCO metrics found for these configs')
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -107,10 +104,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=10)
-    parser.add_argument('--work-dirs', default='work_dirs',
-                        help='root of the work dirs (<root>/<config name>) searched for metrics')
-    parser.add_argument('--metrics', nargs='+', metavar='CONFIG=PATH',
-                        help='where the metrics of a config are (log, json or work dir)')
+    parser.add_argument(
+        '--work-dirs', default='work_dirs', help='root of the work dirs (<root>/<config name>) searched for metrics')
+    parser.add_argument(
+        '--metrics', nargs='+', metavar='CONFIG=PATH', help='where the metrics of a config are (log, json or work dir)')
     return parser.parse_args(argv)
 
 
@@ -120,8 +117,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     rows = []
     for i, config in enumerate(args.configs, 1):
         name = config_name(config)
-        row = collect_stats(config, tuple(args.shape), args.device, warmup=args.warmup, repeat=args.repeat,
-                            progress=progress_printer(i, len(args.configs), config))
+        row = collect_stats(
+            config,
+            tuple(args.shape),
+            args.device,
+            warmup=args.warmup,
+            repeat=args.repeat,
+            progress=progress_printer(i, len(args.configs), config))
         row['name'] = name
         row['metrics'] = find_metrics(explicit.get(name, osp.join(args.work_dirs, name)))
         rows.append(row)

@@ -25,7 +25,6 @@ How each number is measured (details in the modules of ``cbnet.analysis``):
   the peak RSS during the step).
 """
 from __future__ import annotations
-
 import argparse
 import json
 import os
@@ -38,32 +37,37 @@ import torch
 from cbnet.analysis import (FLOP_CONVENTION, TIMERS, collect_stats, environment, format_table, progress_printer,
                             uncounted_note)
 
-# benchmarks/backbone_overhead.py still reads these from this file; new code imports them from cbnet.analysis.
-from cbnet.analysis import count_flops_module, flatten_tensors  # noqa: F401,E402,I001
-from cbnet.analysis import sync as _sync  # noqa: F401,E402
-from cbnet.utils.configs import strip_pretrained as disable_pretrained  # noqa: F401,E402
-
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description='Params, FLOPs, latency and training-step cost of detector configs.')
     parser.add_argument('configs', nargs='+', help='config files, or scope::path (mmdet::...)')
-    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'),
-                        help='input image height and width (default 800 1333)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[800, 1333],
+        metavar=('H', 'W'),
+        help='input image height and width (default 800 1333)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--train', action='store_true',
-                        help='also time one training step and measure its peak memory')
+    parser.add_argument('--train', action='store_true', help='also time one training step and measure its peak memory')
     parser.add_argument('--train-batch-size', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs first')
     parser.add_argument('--repeat', type=int, default=10, help='timed runs (median reported)')
-    parser.add_argument('--timer', choices=list(TIMERS), default='wall',
-                        help="wall clock (default) or this process' CPU time (shared CPU machines; with --threads 1)")
+    parser.add_argument(
+        '--timer',
+        choices=list(TIMERS),
+        default='wall',
+        help="wall clock (default) or this process' CPU time (shared CPU machines; with --threads 1)")
     parser.add_argument('--threads', type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     parser.add_argument('--no-latency', action='store_true', help='skip the latency measurement')
     parser.add_argument('--out', help='write the statistics as JSON here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. model.backbone.backbone.with_cp=True')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. model.backbone.backbone.with_cp=True')
     args = parser.parse_args(argv)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error('--device cuda given but CUDA is not available; use --device cpu')
@@ -81,11 +85,20 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [
-        collect_stats(config, tuple(args.shape), args.device, flops=not args.no_flops, latency=not args.no_latency,
-                      train=args.train, warmup=args.warmup, repeat=args.repeat,
-                      train_batch_size=args.train_batch_size, cfg_options=args.cfg_options,
-                      progress=progress_printer(i, len(args.configs), config), timer=args.timer,
-                      threads=args.threads) for i, config in enumerate(args.configs, 1)
+        collect_stats(
+            config,
+            tuple(args.shape),
+            args.device,
+            flops=not args.no_flops,
+            latency=not args.no_latency,
+            train=args.train,
+            warmup=args.warmup,
+            repeat=args.repeat,
+            train_batch_size=args.train_batch_size,
+            cfg_options=args.cfg_options,
+            progress=progress_printer(i, len(args.configs), config),
+            timer=args.timer,
+            threads=args.threads) for i, config in enumerate(args.configs, 1)
     ]
     print(format_table(rows))
     note = uncounted_note(rows)

@@ -56,8 +56,10 @@ def load_image_info(path: str) -> dict:
     if not isinstance(info, dict) or 'images' not in info or 'categories' not in info:
         raise ValueError(f'{path} is not a COCO image-info file: it needs "images" and "categories".')
     return dict(
-        images={image['id']: (image['height'], image['width']) for image in info['images']},
-        categories={category['id'] for category in info['categories']})
+        images={image['id']: (image['height'], image['width'])
+                for image in info['images']},
+        categories={category['id']
+                    for category in info['categories']})
 
 
 def _check_detection(det, task: str, images: Dict[int, tuple], categories: set) -> List[str]:
@@ -103,8 +105,10 @@ def _check_rle(segmentation, image_size: Optional[tuple]) -> List[str]:
     except ValueError as error:
         return [f'segmentation counts do not decode: {error}']
     if (runs < 0).any() or runs.sum() != size[0] * size[1]:
-        return [f'segmentation counts do not decode: the runs cover {int(runs.sum())} pixels, '
-                f'not {size[0]} x {size[1]}']
+        return [
+            f'segmentation counts do not decode: the runs cover {int(runs.sum())} pixels, '
+            f'not {size[0]} x {size[1]}'
+        ]
     return []
 
 
@@ -143,8 +147,10 @@ def validate_results(results, image_info: dict, task: str) -> List[str]:
         return ['the file holds no detections']
     errors = []
     for index, det in enumerate(results):
-        errors += [f'entry {index}: {problem}'
-                   for problem in _check_detection(det, task, image_info['images'], image_info['categories'])]
+        errors += [
+            f'entry {index}: {problem}'
+            for problem in _check_detection(det, task, image_info['images'], image_info['categories'])
+        ]
         if len(errors) >= MAX_REPORTED_ERRORS:
             errors.append('... (stopped after the first errors)')
             break
@@ -178,7 +184,10 @@ def submission_name(alg: str, testset: str = 'test-dev2017') -> str:
     return f'detections_{testset}_{alg}_results.json'
 
 
-def pack(prefix: str, image_info_path: str, alg: str, out_dir: Optional[str] = None,
+def pack(prefix: str,
+         image_info_path: str,
+         alg: str,
+         out_dir: Optional[str] = None,
          testset: str = 'test-dev2017') -> List[str]:
     """Validate ``<prefix>.bbox.json`` / ``<prefix>.segm.json`` and zip each for upload; return the zips."""
     image_info = load_image_info(image_info_path)
@@ -201,7 +210,8 @@ def pack(prefix: str, image_info_path: str, alg: str, out_dir: Optional[str] = N
     return zips
 
 
-def testdev_cfg_options(data_root: str, prefix: str,
+def testdev_cfg_options(data_root: str,
+                        prefix: str,
                         ann_file: str = 'annotations/image_info_test-dev2017.json',
                         img_prefix: str = 'test2017/') -> List[str]:
     """``--cfg-options`` that make a COCO config's test split COCO test-dev, written in format_only mode."""
@@ -239,8 +249,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args.command == 'options':
-        print('--cfg-options ' + ' '.join(
-            testdev_cfg_options(args.data_root, args.prefix, args.ann_file, args.img_prefix)))
+        print('--cfg-options ' +
+              ' '.join(testdev_cfg_options(args.data_root, args.prefix, args.ann_file, args.img_prefix)))
         return 0
     if args.command == 'pack':
         for zip_path in pack(args.prefix, args.image_info, args.alg, args.out_dir, args.testset):

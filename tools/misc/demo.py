@@ -29,9 +29,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--num-vis', type=int, default=6, help='val images to draw')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw predictions above this score')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads. 1 by default: the toy model is too small to gain much from more, '
-                        'and OpenMP threads spin-waiting on shared cores made training ~10x slower in our runs')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads. 1 by default: the toy model is too small to gain much from more, '
+        'and OpenMP threads spin-waiting on shared cores made training ~10x slower in our runs')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return parser.parse_args()
 
@@ -90,9 +93,15 @@ def draw_predictions(runner: Runner, out_dir: str, num_images: int, score_thr: f
                 for instances in (sample.gt_instances, sample.pred_instances):
                     _enlarge(instances, scale)
                 out_file = osp.join(out_dir, osp.basename(sample.img_path).rsplit('.', 1)[0] + '.png')
-                visualizer.add_datasample(osp.basename(sample.img_path), image, sample, draw_gt=True,
-                                          draw_pred=True, show=False, pred_score_thr=score_thr,
-                                          out_file=out_file)
+                visualizer.add_datasample(
+                    osp.basename(sample.img_path),
+                    image,
+                    sample,
+                    draw_gt=True,
+                    draw_pred=True,
+                    show=False,
+                    pred_score_thr=score_thr,
+                    out_file=out_file)
                 written.append(out_file)
     return written
 
@@ -123,9 +132,10 @@ def main() -> None:
     train_time = time.time() - train_start
 
     hub = runner.message_hub
-    metrics = {key: hub.get_scalar(f'val/coco/{key}').current()
-               for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP')
-               if f'val/coco/{key}' in hub.log_scalars}
+    metrics = {
+        key: hub.get_scalar(f'val/coco/{key}').current()
+        for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP') if f'val/coco/{key}' in hub.log_scalars
+    }
     if not metrics:
         raise SystemExit('error: validation produced no COCO bbox metrics')
     vis_files = draw_predictions(runner, osp.join(args.work_dir, 'vis'), args.num_vis, args.score_thr)

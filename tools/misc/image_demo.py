@@ -29,18 +29,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-save-vis', action='store_true', help='do not write the drawn images')
     parser.add_argument('--no-save-pred', action='store_true', help='do not write the prediction json files')
     parser.add_argument('--print-result', action='store_true', help='print the predictions')
-    parser.add_argument('--palette', default='none', choices=['coco', 'voc', 'citys', 'random', 'none'],
-                        help="colours; 'none' takes the config's (dataset metainfo) or the checkpoint's")
+    parser.add_argument(
+        '--palette',
+        default='none',
+        choices=['coco', 'voc', 'citys', 'random', 'none'],
+        help="colours; 'none' takes the config's (dataset metainfo) or the checkpoint's")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    inferencer = DetInferencer(model=resolve_config_path(args.model), weights=args.weights, device=args.device,
-                               palette=args.palette, show_progress=False)
-    result = inferencer(args.inputs, batch_size=args.batch_size, out_dir=args.out_dir, show=args.show,
-                        pred_score_thr=args.pred_score_thr, no_save_vis=args.no_save_vis,
-                        no_save_pred=args.no_save_pred, print_result=args.print_result)
+    inferencer = DetInferencer(
+        model=resolve_config_path(args.model),
+        weights=args.weights,
+        device=args.device,
+        palette=args.palette,
+        show_progress=False)
+    result = inferencer(
+        args.inputs,
+        batch_size=args.batch_size,
+        out_dir=args.out_dir,
+        show=args.show,
+        pred_score_thr=args.pred_score_thr,
+        no_save_vis=args.no_save_vis,
+        no_save_pred=args.no_save_pred,
+        print_result=args.print_result)
     if args.out_dir and not (args.no_save_vis and args.no_save_pred):
         print(f'results written to {args.out_dir}/ (vis/: drawn images, preds/: json)')
     return result

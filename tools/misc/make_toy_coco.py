@@ -24,8 +24,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    files = make_toy_coco(args.out_dir, args.num_train, args.num_val, args.num_test, tuple(args.size),
-                          args.seed, args.max_objects)
+    files = make_toy_coco(args.out_dir, args.num_train, args.num_val, args.num_test, tuple(args.size), args.seed,
+                          args.max_objects)
     for split, ann_file in files.items():
         print(f'{split:5s}: {ann_file}')
 

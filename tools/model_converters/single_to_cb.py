@@ -19,8 +19,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='checkpoint of the plain (single-backbone) mmdet detector (.pth)')
     parser.add_argument('dst', help='where to write the CB detector checkpoint')
-    parser.add_argument('--config', required=True,
-                        help='the CB config (a path or cbnet::/mmdet:: name) whose model the result must fit')
+    parser.add_argument(
+        '--config',
+        required=True,
+        help='the CB config (a path or cbnet::/mmdet:: name) whose model the result must fit')
     return parser.parse_args(argv)
 
 

@@ -39,8 +39,12 @@ class _CBCNN(CBNet):
                  pretrained: Optional[str] = None,
                  **backbone_kwargs) -> None:
         backbone = _route_init_cfg(dict(type=self.inner_type, **backbone_kwargs), init_cfg, pretrained)
-        super().__init__(backbone, num_backbones=num_backbones, composition=composition,
-                         del_stages=cb_del_stages, zero_init=cb_zero_init)
+        super().__init__(
+            backbone,
+            num_backbones=num_backbones,
+            composition=composition,
+            del_stages=cb_del_stages,
+            zero_init=cb_zero_init)
         if cb_inplanes is not None:
             expected = [self.stem_channels] + list(self.stage_out_channels)
             if list(cb_inplanes) != expected:
@@ -70,15 +74,16 @@ class CBConvNeXt(_CBCNN):
 
     inner_type = 'mmpretrain.ConvNeXt'
 
-    def __init__(self, arch: str = 'tiny', out_indices=(0, 1, 2, 3), gap_before_final_norm: bool = False,
+    def __init__(self,
+                 arch: str = 'tiny',
+                 out_indices=(0, 1, 2, 3),
+                 gap_before_final_norm: bool = False,
                  **kwargs) -> None:
-        super().__init__(arch=arch, out_indices=out_indices, gap_before_final_norm=gap_before_final_norm,
-                         **kwargs)
+        super().__init__(arch=arch, out_indices=out_indices, gap_before_final_norm=gap_before_final_norm, **kwargs)
 
 
 if 'mmpretrain.ConvNeXt' in supported_backbones():
     MODELS.register_module(module=CBConvNeXt)
-
 
 # official (original Swin) argument name -> mmdet SwinTransformer argument name
 _SWIN_RENAMES = dict(ape='use_abs_pos_embed', use_checkpoint='with_cp')
@@ -115,7 +120,9 @@ class CBSwinTransformer(CBNet):
             raise ValueError('CBSwinTransformer: cb_del_stages must be >= 1 (1 removes the patch embedding).')
         backbone = _route_init_cfg(
             dict(type='SwinTransformer', convert_weights=convert_weights, **swin_kwargs), init_cfg, pretrained)
-        super().__init__(backbone, num_backbones=num_backbones, del_stages=cb_del_stages - 1,
-                         zero_init=cb_zero_init,
-                         composition=dict(type='DHLC', norm_cfg=None, conv_bias=True,
-                                          identity_if_same_channels=True))
+        super().__init__(
+            backbone,
+            num_backbones=num_backbones,
+            del_stages=cb_del_stages - 1,
+            zero_init=cb_zero_init,
+            composition=dict(type='DHLC', norm_cfg=None, conv_bias=True, identity_if_same_channels=True))

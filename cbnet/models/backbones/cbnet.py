@@ -98,7 +98,8 @@ class CBNet(BaseModule):
             num_links=num_backbones - 1,
             source_channels=self.stage_out_channels,
             target_channels=self.stage_in_channels,
-            target_stages=[range(self.del_stages, self._last_stage(k) + 1) for k in range(1, num_backbones)],
+            target_stages=[range(self.del_stages,
+                                 self._last_stage(k) + 1) for k in range(1, num_backbones)],
             norm_cfg=copy.deepcopy(norm_default))
         if zero_init:
             self.composition.zero_init_()
@@ -132,8 +133,10 @@ class CBNet(BaseModule):
         weights every branch copies, so it runs at least as deep as any."""
         last = [max(self.out_indices)] * self.num_backbones
         for k in range(self.num_backbones - 2, -1, -1):
-            read = [s for target in range(self.del_stages, last[k + 1] + 1)
-                    for s in composition.sources(target, self.num_stages) if 0 <= s < self.num_stages]
+            read = [
+                s for target in range(self.del_stages, last[k + 1] + 1)
+                for s in composition.sources(target, self.num_stages) if 0 <= s < self.num_stages
+            ]
             last[k] = max([last[k]] + read)
         last[0] = self.num_stages - 1 if share_weights else max(last)
         return last

@@ -34,7 +34,11 @@ class Connection(nn.Module):
     we resize first when the target is smaller, which makes downsampling connections cheaper.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm_cfg: Optional[dict], bias: bool,
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 norm_cfg: Optional[dict],
+                 bias: bool,
                  identity: bool = False) -> None:
         super().__init__()
         self.identity = identity

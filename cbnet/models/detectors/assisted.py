@@ -47,8 +47,11 @@ class AssistedDetectorMixin:
     #: options a kind adds to the constructor (checked so that an option of another kind is a clear error)
     kind_options: Tuple[str, ...] = ()
 
-    def __init__(self, *args, assist_loss_weights: Union[float, Sequence[float]] = 0.5,
-                 lead_loss_weight: float = 1.0, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 assist_loss_weights: Union[float, Sequence[float]] = 0.5,
+                 lead_loss_weight: float = 1.0,
+                 **kwargs) -> None:
         _refuse_foreign_options(type(self), kwargs)
         super().__init__(*args, **kwargs)
         if not isinstance(self.backbone, CBNet):
@@ -108,8 +111,9 @@ class AssistedDetectorMixin:
 
     def branch_losses(self, feats: MultiBranchFeatures, batch_inputs: Tensor, batch_data_samples) -> List[dict]:
         """The unweighted losses of every branch (assisting first, lead last). Kinds override this."""
-        return [self.branch_loss(self.shared_neck(branch), batch_inputs, batch_data_samples)
-                for branch in feats.branches]
+        return [
+            self.branch_loss(self.shared_neck(branch), batch_inputs, batch_data_samples) for branch in feats.branches
+        ]
 
     def branch_loss(self, feats, batch_inputs: Tensor, batch_data_samples) -> dict:
         """The base detector's own ``loss`` on one branch's (neck) features, with its own copy of the data
@@ -194,10 +198,11 @@ def assisted(detector_cls: type) -> type:
                         f'({", ".join(b.__name__ for b in KINDS)}): it has no CB variant.')
     if detector_cls.__name__ in NOT_COMPOSABLE:
         raise TypeError(f'{detector_cls.__name__} has no CB variant: {NOT_COMPOSABLE[detector_cls.__name__]}')
-    cls = type(name, (kind, detector_cls), {
-        '__doc__': f'{detector_cls.__name__} with a composite backbone and assistant supervision.',
-        '__module__': __name__,
-    })
+    cls = type(
+        name, (kind, detector_cls), {
+            '__doc__': f'{detector_cls.__name__} with a composite backbone and assistant supervision.',
+            '__module__': __name__,
+        })
     MODELS.register_module(name=name, module=cls)
     globals()[name] = cls  # importable by name, so that it pickles like a normal class
     return cls

@@ -13,8 +13,13 @@ BRANCH_BATCHING = ('sequential', 'stacked')
 
 #: the batch dimension of the transformer outputs that the bbox head reads (0 unless listed)
 _BATCH_DIMS: Dict[type, Dict[str, int]] = {
-    DetectionTransformer: {'hidden_states': 1},  # (num_layers, batch, queries, dim)
-    DABDETR: {'hidden_states': 1, 'references': 1},  # its decoder stacks the references per layer too
+    DetectionTransformer: {
+        'hidden_states': 1
+    },  # (num_layers, batch, queries, dim)
+    DABDETR: {
+        'hidden_states': 1,
+        'references': 1
+    },  # its decoder stacks the references per layer too
 }
 #: detectors whose transformer couples the images of a batch, so a stacked batch is not K separate ones
 _NOT_STACKABLE = {
@@ -61,8 +66,9 @@ class DETRAssistedMixin(AssistedDetectorMixin):
         head_inputs = self.forward_transformer(self.shared_neck(stacked), list(batch_data_samples) * num_branches)
         dims = self._batch_dims()
         return [
-            self.bbox_head.loss(**_batch_slice(head_inputs, dims, k, batch_size, num_branches),
-                                batch_data_samples=batch_data_samples) for k in range(num_branches)
+            self.bbox_head.loss(
+                **_batch_slice(head_inputs, dims, k, batch_size, num_branches), batch_data_samples=batch_data_samples)
+            for k in range(num_branches)
         ]
 
     def _batch_dims(self) -> Dict[str, int]:

@@ -34,8 +34,10 @@ class TwoStageAssistedMixin(AssistedDetectorMixin):
 
     def branch_losses(self, feats: MultiBranchFeatures, batch_inputs: Tensor, batch_data_samples) -> List[dict]:
         if not self.with_rpn:  # Fast R-CNN: every branch trains on the given proposals (each on its own copy)
-            return [self.branch_loss(self.shared_neck(branch), batch_inputs, _with_own_proposals(batch_data_samples))
-                    for branch in feats.branches]
+            return [
+                self.branch_loss(self.shared_neck(branch), batch_inputs, _with_own_proposals(batch_data_samples))
+                for branch in feats.branches
+            ]
         if self.assist_proposals == 'own':
             return super().branch_losses(feats, batch_inputs, batch_data_samples)
         recorded: List = []

@@ -8,12 +8,12 @@ own code path unchanged.
 from typing import List, Optional
 
 import torch
+from mmcv.ops import batched_nms
 from mmdet.models.test_time_augs import DetTTAModel
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
-from mmcv.ops import batched_nms
 
 from .mask_voting import find_voters, vote_masks
 
@@ -100,20 +100,21 @@ class DetTTAModelWithMasks(DetTTAModel):
                 raise ValueError(f'TTA mask merging needs masks at the original image size {ori_shape}, got '
                                  f'{tuple(instance.masks.shape[-2:])}: predict with rescale=True.')
 
-        boxes, scores = self.merge_aug_bboxes([inst.bboxes for inst in instances],
-                                              [inst.scores for inst in instances], metas)
+        boxes, scores = self.merge_aug_bboxes([inst.bboxes for inst in instances], [inst.scores for inst in instances],
+                                              metas)
         labels = torch.cat([inst.labels for inst in instances])
         if boxes.numel() == 0:
             return data_samples[0]
         dets, keep = batched_nms(boxes, scores, labels, self.tta_cfg.nms)
         dets, keep = dets[:self.tta_cfg.max_per_img], keep[:self.tta_cfg.max_per_img]
 
-        voters = find_voters(boxes[keep], labels[keep], boxes, labels,
-                             self.tta_cfg.mask_voting.iou_threshold)
+        voters = find_voters(boxes[keep], labels[keep], boxes, labels, self.tta_cfg.mask_voting.iou_threshold)
         voters[torch.arange(len(keep), device=keep.device), keep] = True  # a kept detection always votes
-        masks = vote_masks(voters, scores, [inst.masks for inst in instances],
-                           [meta['flip_direction'] if meta['flip'] else None for meta in metas],
-                           mask_thr=self.tta_cfg.mask_voting.mask_thr)
+        masks = vote_masks(
+            voters,
+            scores, [inst.masks for inst in instances],
+            [meta['flip_direction'] if meta['flip'] else None for meta in metas],
+            mask_thr=self.tta_cfg.mask_voting.mask_thr)
 
         results = InstanceData()
         results.bboxes = dets[:, :-1].clone()

@@ -26,8 +26,7 @@ def flip_masks(masks: Tensor, direction: str) -> Tensor:
     return masks.flip(_FLIP_DIMS[direction])
 
 
-def find_voters(kept_boxes: Tensor, kept_labels: Tensor, boxes: Tensor, labels: Tensor,
-                iou_threshold: float) -> Tensor:
+def find_voters(kept_boxes: Tensor, kept_labels: Tensor, boxes: Tensor, labels: Tensor, iou_threshold: float) -> Tensor:
     """Return a (K, M) bool matrix: which of the M pre-NMS detections vote for each of the K kept ones.
 
     A voter has the kept detection's label and a box IoU >= ``iou_threshold`` with it.
@@ -74,8 +73,11 @@ def _window_in_view(y0: int, y1: int, x0: int, x1: int, height: int, width: int,
     return slice(y0, y1), slice(x0, x1)
 
 
-def vote_masks(voters: Tensor, scores: Tensor, view_masks: Sequence[Tensor],
-               flip_directions: Sequence[Optional[str]], mask_thr: float = 0.5) -> Tensor:
+def vote_masks(voters: Tensor,
+               scores: Tensor,
+               view_masks: Sequence[Tensor],
+               flip_directions: Sequence[Optional[str]],
+               mask_thr: float = 0.5) -> Tensor:
     """Score-weighted mask voting for each kept detection.
 
     Args:

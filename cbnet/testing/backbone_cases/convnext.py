@@ -5,8 +5,14 @@ from . import BackboneCase, option_grid
 CASES = [
     BackboneCase(
         'ConvNeXt',
-        dict(type='mmpretrain.ConvNeXt', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]),
-             out_indices=(0, 1, 2, 3), gap_before_final_norm=False, init_cfg=None),
-        write_checkpoint=save_mmpretrain_classifier, options=option_grid(frozen_stages=(0, 1, 2, 3)),
-        with_cp=True, requires=('mmpretrain', )),
+        dict(
+            type='mmpretrain.ConvNeXt',
+            arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64]),
+            out_indices=(0, 1, 2, 3),
+            gap_before_final_norm=False,
+            init_cfg=None),
+        write_checkpoint=save_mmpretrain_classifier,
+        options=option_grid(frozen_stages=(0, 1, 2, 3)),
+        with_cp=True,
+        requires=('mmpretrain', )),
 ]

@@ -20,11 +20,16 @@ def save_detector(backbone: nn.Module, path: str) -> dict:
 
 
 CASES = [
-    BackboneCase('CSPNeXt', dict(type='CSPNeXt', arch='P5', expand_ratio=0.5, channel_attention=True, **_TINY),
-                 write_checkpoint=save_mmpretrain_classifier, options=_TRAINING),
+    BackboneCase(
+        'CSPNeXt',
+        dict(type='CSPNeXt', arch='P5', expand_ratio=0.5, channel_attention=True, **_TINY),
+        write_checkpoint=save_mmpretrain_classifier,
+        options=_TRAINING),
     # the out_indices of mmdet's RTMDet-X P6
-    BackboneCase('CSPNeXt-P6-depthwise', dict(type='CSPNeXt', arch='P6', use_depthwise=True,
-                                              **dict(_TINY, out_indices=(2, 3, 4, 5))),
-                 write_checkpoint=save_mmpretrain_classifier, options=option_grid(frozen_stages=(-1, 3))),
+    BackboneCase(
+        'CSPNeXt-P6-depthwise',
+        dict(type='CSPNeXt', arch='P6', use_depthwise=True, **dict(_TINY, out_indices=(2, 3, 4, 5))),
+        write_checkpoint=save_mmpretrain_classifier,
+        options=option_grid(frozen_stages=(-1, 3))),
     BackboneCase('CSPDarknet', dict(type='CSPDarknet', **_TINY), write_checkpoint=save_detector, options=_TRAINING),
 ]

@@ -16,7 +16,9 @@ class NarrowDarknet(Darknet):
 
 
 CASES = [
-    BackboneCase('Darknet', dict(type=NarrowDarknet, depth=53, out_indices=(1, 2, 3, 4, 5), init_cfg=None),
-                 write_checkpoint=save_openmmlab, options=option_grid(frozen_stages=(-1, 1, 2, 3),
-                                                                      norm_eval=(False, True))),
+    BackboneCase(
+        'Darknet',
+        dict(type=NarrowDarknet, depth=53, out_indices=(1, 2, 3, 4, 5), init_cfg=None),
+        write_checkpoint=save_openmmlab,
+        options=option_grid(frozen_stages=(-1, 1, 2, 3), norm_eval=(False, True))),
 ]

@@ -14,7 +14,10 @@ def save_mmpretrain_efficientnet(backbone: nn.Module, path: str) -> dict:
 
 
 CASES = [
-    BackboneCase('EfficientNet', dict(type='EfficientNet', arch='b0', out_indices=(1, 2, 3, 4, 5, 6), init_cfg=None),
-                 write_checkpoint=save_mmpretrain_efficientnet,
-                 options=option_grid(frozen_stages=(0, 1, 2), norm_eval=(False, True)), with_cp=True),
+    BackboneCase(
+        'EfficientNet',
+        dict(type='EfficientNet', arch='b0', out_indices=(1, 2, 3, 4, 5, 6), init_cfg=None),
+        write_checkpoint=save_mmpretrain_efficientnet,
+        options=option_grid(frozen_stages=(0, 1, 2), norm_eval=(False, True)),
+        with_cp=True),
 ]

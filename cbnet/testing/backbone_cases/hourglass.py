@@ -15,7 +15,15 @@ def save_cornernet(backbone: nn.Module, path: str) -> None:
 
 
 CASES = [
-    BackboneCase('HourglassNet', dict(type='HourglassNet', downsample_times=2, num_stacks=2, stage_channels=(8, 8, 16),
-                                      stage_blocks=(1, 1, 1), feat_channel=8, init_cfg=None),
-                 write_checkpoint=save_cornernet),
+    BackboneCase(
+        'HourglassNet',
+        dict(
+            type='HourglassNet',
+            downsample_times=2,
+            num_stacks=2,
+            stage_channels=(8, 8, 16),
+            stage_blocks=(1, 1, 1),
+            feat_channel=8,
+            init_cfg=None),
+        write_checkpoint=save_cornernet),
 ]

@@ -48,8 +48,13 @@ def to_original_pvt(mmdet_state: Dict[str, torch.Tensor]) -> 'OrderedDict[str, t
             else:
                 out[prefix + sub] = value
     width = next(v for k, v in reversed(list(mmdet_state.items())) if k.endswith('.weight')).shape[0]
-    out.update({'cls_token': torch.zeros(1, 1, width), 'norm.weight': torch.ones(width),
-                'norm.bias': torch.zeros(width), 'head.weight': torch.zeros(10, width), 'head.bias': torch.zeros(10)})
+    out.update({
+        'cls_token': torch.zeros(1, 1, width),
+        'norm.weight': torch.ones(width),
+        'norm.bias': torch.zeros(width),
+        'head.weight': torch.zeros(10, width),
+        'head.bias': torch.zeros(10)
+    })
     return out
 
 
@@ -58,12 +63,19 @@ def save_original_pvt(backbone: nn.Module, path: str) -> dict:
     return dict(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
 
 
-_TINY = dict(embed_dims=8, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], mlp_ratios=[2, 2, 2, 2],
-             drop_path_rate=0.0, out_indices=(0, 1, 2, 3), init_cfg=None)
+_TINY = dict(
+    embed_dims=8,
+    num_layers=[1, 1, 1, 1],
+    num_heads=[1, 1, 2, 2],
+    mlp_ratios=[2, 2, 2, 2],
+    drop_path_rate=0.0,
+    out_indices=(0, 1, 2, 3),
+    init_cfg=None)
 
 CASES = [
     # PVTv1: an absolute position embedding per stage, sized for 64 px, resized to the input by PVT
-    BackboneCase('PVT', dict(type='PyramidVisionTransformer', pretrain_img_size=64, **_TINY),
-                 write_checkpoint=save_original_pvt),
+    BackboneCase(
+        'PVT', dict(type='PyramidVisionTransformer', pretrain_img_size=64, **_TINY),
+        write_checkpoint=save_original_pvt),
     BackboneCase('PVTv2', dict(type='PyramidVisionTransformerV2', **_TINY), write_checkpoint=save_original_pvt),
 ]

@@ -9,11 +9,25 @@ CASES = [
     BackboneCase(
         'ResNet',
         dict(type='ResNet', depth=18, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, **_TINY),
-        write_checkpoint=save_torchvision, options=_TRAINING, with_cp=True),
-    BackboneCase('ResNetV1d', dict(type='ResNetV1d', depth=18, **_TINY), write_checkpoint=save_openmmlab,
-                 options=_TRAINING, with_cp=True),
-    BackboneCase('ResNeXt', dict(type='ResNeXt', depth=50, groups=2, base_width=4, **_TINY),
-                 write_checkpoint=save_openmmlab, options=_TRAINING, with_cp=True),
-    BackboneCase('Res2Net', dict(type='Res2Net', depth=50, scales=2, base_width=4, **_TINY),
-                 write_checkpoint=save_openmmlab, options=_TRAINING, with_cp=True),
+        write_checkpoint=save_torchvision,
+        options=_TRAINING,
+        with_cp=True),
+    BackboneCase(
+        'ResNetV1d',
+        dict(type='ResNetV1d', depth=18, **_TINY),
+        write_checkpoint=save_openmmlab,
+        options=_TRAINING,
+        with_cp=True),
+    BackboneCase(
+        'ResNeXt',
+        dict(type='ResNeXt', depth=50, groups=2, base_width=4, **_TINY),
+        write_checkpoint=save_openmmlab,
+        options=_TRAINING,
+        with_cp=True),
+    BackboneCase(
+        'Res2Net',
+        dict(type='Res2Net', depth=50, scales=2, base_width=4, **_TINY),
+        write_checkpoint=save_openmmlab,
+        options=_TRAINING,
+        with_cp=True),
 ]

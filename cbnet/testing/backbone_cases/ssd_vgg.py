@@ -6,7 +6,10 @@ from ..checkpoint_formats import save_openmmlab
 from . import BackboneCase
 
 CASES = [
-    BackboneCase('SSDVGG', dict(type='SSDVGG', depth=11, with_last_pool=False, ceil_mode=True,
-                                out_feature_indices=(14, 24), init_cfg=None),
-                 write_checkpoint=save_openmmlab, image_size=32),
+    BackboneCase(
+        'SSDVGG',
+        dict(
+            type='SSDVGG', depth=11, with_last_pool=False, ceil_mode=True, out_feature_indices=(14, 24), init_cfg=None),
+        write_checkpoint=save_openmmlab,
+        image_size=32),
 ]

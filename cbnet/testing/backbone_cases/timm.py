@@ -53,12 +53,20 @@ class NCHWTIMMBackbone(TIMMBackbone):
         return tuple(f.permute(0, 3, 1, 2) for f in super().forward(x))
 
 
-def _case(name: str, model_name: str, out_indices=(0, 1, 2, 3), backbone_type='mmpretrain.TIMMBackbone',
+def _case(name: str,
+          model_name: str,
+          out_indices=(0, 1, 2, 3),
+          backbone_type='mmpretrain.TIMMBackbone',
           **model_kwargs) -> BackboneCase:
-    config = dict(type=backbone_type, model_name=model_name, features_only=True, pretrained=False,
-                  out_indices=out_indices, init_cfg=None, **model_kwargs)
-    return BackboneCase(name, config, write_checkpoint=timm_checkpoint(model_name, **model_kwargs),
-                        requires=('timm', ))
+    config = dict(
+        type=backbone_type,
+        model_name=model_name,
+        features_only=True,
+        pretrained=False,
+        out_indices=out_indices,
+        init_cfg=None,
+        **model_kwargs)
+    return BackboneCase(name, config, write_checkpoint=timm_checkpoint(model_name, **model_kwargs), requires=('timm', ))
 
 
 _TRANSFORMER = dict(depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), drop_path_rate=0.0)
@@ -69,6 +77,12 @@ CASES = [
     _case('timm-convnext_atto', 'convnext_atto', depths=(1, 1, 1, 1), dims=(8, 16, 32, 64)),
     _case('timm-pvt_v2_b0', 'pvt_v2_b0', embed_dims=(8, 16, 32, 64), **_TRANSFORMER),
     # NHWC features; strict_img_size=False: any input size (detection), not only 224 px
-    _case('timm-swin', 'swin_tiny_patch4_window7_224', backbone_type=NCHWTIMMBackbone, embed_dim=8,
-          window_size=4, strict_img_size=False, **_TRANSFORMER),
+    _case(
+        'timm-swin',
+        'swin_tiny_patch4_window7_224',
+        backbone_type=NCHWTIMMBackbone,
+        embed_dim=8,
+        window_size=4,
+        strict_img_size=False,
+        **_TRANSFORMER),
 ]

@@ -111,8 +111,8 @@ class Pruned(nn.Module):
 def _resolve(root: nn.Module, name: str) -> Any:
     obj = root
     for part in name.split('.'):
-        obj = obj[int(part)] if part.isdigit() and isinstance(obj, (nn.ModuleList, nn.Sequential)) else getattr(
-            obj, part)
+        obj = obj[int(part)] if part.isdigit() and isinstance(obj,
+                                                              (nn.ModuleList, nn.Sequential)) else getattr(obj, part)
     return obj
 
 

@@ -34,8 +34,10 @@ class SSDVGGAdapter(BackboneAdapter):
     def _starts(self, backbone: SSDVGG) -> List[int]:
         """Index in ``features`` where the stem and each stage begin."""
         features = backbone.features
-        opening = [j for j in range(1, len(features))
-                   if isinstance(features[j], nn.MaxPool2d) and not isinstance(features[j - 1], nn.MaxPool2d)]
+        opening = [
+            j for j in range(1, len(features))
+            if isinstance(features[j], nn.MaxPool2d) and not isinstance(features[j - 1], nn.MaxPool2d)
+        ]
         return [0] + opening
 
     def _ranges(self, backbone: SSDVGG) -> List[range]:
