@@ -29,7 +29,8 @@ Not listed above because they are ordinary OpenMMLab registration, not changes t
 classes register under their own names in mmdet's registries with ``@register_module`` when their modules are
 imported (``CBNet``, ``CBResNet``, ... backbones and the compositions' own registry, the hooks
 ``NonFiniteLossHook``/``CheckpointCompatibilityHook``/``AtomicCheckpointHook``, ``DetTTAModelWithMasks``,
-``CBLearningRateDecayOptimizerConstructor``). ``import cbnet`` does not import mmpretrain.
+``CBLearningRateDecayOptimizerConstructor``). ``import cbnet`` works without mmpretrain (and timm): where
+mmpretrain is installed, the ConvNeXt adapter imports it; timm is imported only when a ``TIMMBackbone`` is adapted.
 """
 import os.path as osp
 from typing import Dict, List

@@ -35,6 +35,9 @@ import torch
 
 from ..utils.configs import package_config_dir
 
+#: the checkout or install that holds cbnet (error locations are shown relative to it)
+_REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))) + os.sep
+
 #: result statuses, best first
 STATUSES = ('ok', 'failed', 'refused', 'untestable', 'unloadable', 'skipped')
 #: what each status means (the results' legend)
@@ -410,7 +413,9 @@ def _describe(error: BaseException) -> str:
     where = ''
     if frames:
         last = frames[-1]
-        path = last.filename.split('site-packages/')[-1].split('/work/main/')[-1]
+        path = last.filename.split('site-packages/')[-1]
+        if osp.isabs(path) and path.startswith(_REPO_ROOT):
+            path = osp.relpath(path, _REPO_ROOT)
         where = f' [{path}:{last.lineno}]'
     return f'{type(error).__name__}: {message[0][:300] if message else ""}{where}'
 
