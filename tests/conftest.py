@@ -14,3 +14,7 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+    yield
+    # a Runner with randomness.deterministic=True switches torch to deterministic algorithms for the whole
+    # process (uninitialised memory then reads NaN): no test inherits that from another
+    torch.use_deterministic_algorithms(False)

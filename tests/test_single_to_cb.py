@@ -38,7 +38,11 @@ CASES = {
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial values in every float parameter and buffer (BN statistics too), in place."""
+    """The model's own initialisation (as a Runner gives it), then non-trivial values in every float parameter
+    and buffer (BN statistics too), in place. Initialising first matters: mmdet creates some parameters
+    uninitialised (DINO's level embeddings: ``torch.Tensor(levels, dims)``) and fills them in ``init_weights``;
+    left alone they hold whatever the memory held, NaN under ``torch.use_deterministic_algorithms``."""
+    model.init_weights()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, value in model.state_dict().items():
