@@ -1,13 +1,9 @@
 """Helpers of the cost-analysis tests: the CLIs loaded as modules, tiny DINO / Mask2Former configs."""
-import importlib.util
-import os.path as osp
-from types import ModuleType
-
 from mmengine.config import Config
 
 from cbnet import cbnetify
 from cbnet.analysis import load_config
-from cbnet.testing import REPO, TINY_WIDTHS, family
+from cbnet.testing import TINY_WIDTHS, family, load_tool  # noqa: F401  (load_tool: for the tests)
 
 #: mmdet zoo configs of the transformer detector kinds, and the stage outputs their necks/heads read
 TRANSFORMER_CONFIGS = {
@@ -15,15 +11,6 @@ TRANSFORMER_CONFIGS = {
     'mask2former': ('mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', (0, 1, 2, 3)),
 }
 TINY_QUERIES = 10
-
-
-def load_tool(relative_path: str) -> ModuleType:
-    """A script of the repo (e.g. ``tools/analysis_tools/battle.py``) as a module, without touching sys.path."""
-    path = osp.join(REPO, relative_path)
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shrink_transformer(node) -> None:

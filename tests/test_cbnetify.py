@@ -1,6 +1,5 @@
 """cbnetify over mmdet's own zoo: every converted config builds and trains (tiny), refusals say why."""
 import copy
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -17,7 +16,7 @@ from mmpretrain.models.backbones import ConvNeXt
 
 from cbnet.cbnetify import CBNetifyError, cbnetify, cbnetify_delta
 from cbnet.models.backbones import CBNet
-from cbnet.testing import family, mmdet_config, shrink_detector, tiny_batch
+from cbnet.testing import family, load_tool, mmdet_config, shrink_detector, tiny_batch
 from cbnet.utils.configs import strip_pretrained
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -325,10 +324,7 @@ def _unscoped(node):
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location('cbnetify_cli', CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/cbnetify.py')
 
 
 @pytest.mark.parametrize('src, args, expect', [

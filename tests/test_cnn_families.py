@@ -6,7 +6,6 @@ The checks every family gets (zero init with its real checkpoint file, pruning, 
 with_cp, K = 2/3, every composition) are generated in ``tests/test_backbone_families.py``.
 """
 import copy
-import importlib.util
 import os.path as osp
 import re
 
@@ -19,7 +18,7 @@ from mmengine.logging import MessageHub
 
 from cbnet.models.backbones import CBNet
 from cbnet.models.backbones.adapters import get_adapter
-from cbnet.testing import family, images, mmdet_config, shrink_detector, tiny_batch
+from cbnet.testing import family, images, load_tool, mmdet_config, shrink_detector, tiny_batch
 from cbnet.testing.backbones import torch_threads
 from cbnet.utils.configs import strip_pretrained
 
@@ -55,9 +54,7 @@ def one_thread():
 
 def run_cli(src: str, out: str) -> Config:
     """``python tools/cbnetify.py SRC -o OUT``, in this process; the written config, loaded."""
-    spec = importlib.util.spec_from_file_location('cbnetify_cli', osp.join(ROOT, 'tools', 'cbnetify.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_tool('tools/cbnetify.py')
     assert cli.main([src, '-o', out]) == 0
     return Config.fromfile(out)
 

@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from cbnet.converters import convert_cbnetv2_state_dict, detect_family
 from cbnet.converters.cbnetv2 import convert_checkpoint, load_official_checkpoint
-from cbnet.testing import family, images, tiny_detector_cfg
+from cbnet.testing import family, images, load_tool, tiny_detector_cfg
 from cbnet.testing.checkpoint_formats import to_original_swin
 from tests.official_reference import official_cbresnet_forward, official_cbswin_forward, official_fpn_forward
 
@@ -264,13 +264,7 @@ def _inner(cb_resnet_cfg):
 
 
 def _cli_main():
-    import importlib.util
-    import os.path as osp
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'model_converters', 'cbnetv2_to_cbnet.py')
-    spec = importlib.util.spec_from_file_location('cbnetv2_to_cbnet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('tools/model_converters/cbnetv2_to_cbnet.py').main
 
 
 def _tiny_faster_cfg():

@@ -4,7 +4,6 @@ checkpoint gives the CB detector's own predictions (boxes, labels, scores, masks
 The model is a Dual Mask R-CNN trained for 2 iterations in the test on tiny toy data: enough for the API.
 """
 import glob
-import importlib.util
 import json
 import os.path as osp
 
@@ -17,7 +16,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 from pycocotools import mask as mask_utils
 
-from cbnet.testing import CLASS_NAMES, MASK_TOY, REPO, make_tiny_toy, write_tiny_config
+from cbnet.testing import CLASS_NAMES, MASK_TOY, load_tool, make_tiny_toy, write_tiny_config
 
 DUAL_MASK = """
 model = dict(
@@ -84,9 +83,7 @@ def test_det_inferencer_with_a_cb_config_and_checkpoint(trained):
 
 
 def test_image_demo_tool(trained, capsys):
-    spec = importlib.util.spec_from_file_location('image_demo', osp.join(REPO, 'tools', 'misc', 'image_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools/misc/image_demo.py')
     out_dir = str(trained['tmp'] / 'demo')
     folder = osp.dirname(trained['images'][0])
     result = module.main([

@@ -5,7 +5,6 @@ the plain neck/heads, the CB detector's eval predictions are IDENTICAL to the pl
 detector of each kind and backbone family below (tiny models, random non-trivial weights, BN statistics
 included), through the library, the CLI and ``load_from`` in a real Runner; other architectures are refused.
 """
-import importlib.util
 import os.path as osp
 from collections import OrderedDict
 
@@ -19,8 +18,8 @@ from cbnet import cbnetify
 from cbnet.converters import expand_checkpoint, expand_single_state_dict
 from cbnet.engine import CheckpointCompatibilityHook, enable_reliability
 from cbnet.models.detectors import CB_DETECTORS
-from cbnet.testing import (DUAL_TOY, FASTER_TOY, REPO, TINY_WIDTHS, family, make_tiny_toy, mmdet_config, tiny_batch,
-                           tiny_detector_cfg, write_tiny_config)
+from cbnet.testing import (DUAL_TOY, FASTER_TOY, REPO, TINY_WIDTHS, family, load_tool, make_tiny_toy, mmdet_config,
+                           tiny_batch, tiny_detector_cfg, write_tiny_config)
 from cbnet.testing.zoo import tiny_zoo_detector, zoo_config_for
 from cbnet.utils.configs import strip_pretrained
 
@@ -178,11 +177,7 @@ def test_another_architecture_is_refused_with_the_keys():
 
 
 def _tool_main():
-    path = osp.join(REPO, 'tools', 'model_converters', 'single_to_cb.py')
-    spec = importlib.util.spec_from_file_location('single_to_cb_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('tools/model_converters/single_to_cb.py').main
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,6 @@ The end-to-end test writes the toy test-dev split (images + categories, no annot
 image_info_test-dev2017.json), runs tools/test.py on an untrained toy Mask R-CNN with the documented
 --cfg-options (and once with --tta), then checks the bbox/segm JSON files as the evaluation server would.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,19 +17,11 @@ import torch
 from mmengine.config import Config
 from pycocotools import mask as mask_util
 
-from cbnet.testing import make_toy_coco
+from cbnet.testing import load_tool, make_toy_coco
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-
-def _load_tool(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-testdev = _load_tool('coco_testdev', 'tools/misc/coco_testdev.py')
+testdev = load_tool('tools/misc/coco_testdev.py')
 
 IMAGE_INFO = dict(images={1: (4, 5), 7: (6, 6)}, categories={1, 3})
 

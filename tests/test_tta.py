@@ -7,7 +7,6 @@ models get exactly mmdet's DetTTAModel result.
 import copy
 from pathlib import Path
 
-import mmdet
 import numpy as np
 import pytest
 import torch
@@ -24,9 +23,9 @@ from torch import nn
 
 import cbnet  # noqa: F401  (registers DetTTAModelWithMasks)
 from cbnet.models.tta import DetTTAModelWithMasks, find_voters, flip_masks, vote_masks
+from cbnet.testing import mmdet_config
 
 REPO = Path(__file__).resolve().parents[1]
-MMDET_CONFIGS = Path(mmdet.__file__).parent / '.mim' / 'configs'
 H, W = 24, 32
 NMS_CFG = dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
 
@@ -36,7 +35,7 @@ register_all_modules(init_default_scope=True)
 # ----------------------------------------------------------------------------- tiny detectors (shared helpers)
 def tiny_detector_cfg(base: str, num_classes: int = 3) -> ConfigDict:
     """A narrow ResNet-18 version of an mmdet zoo detector (random init): fast enough for CPU tests."""
-    model = Config.fromfile(str(MMDET_CONFIGS / base)).model
+    model = mmdet_config(base).model
     model.backbone = dict(
         type='ResNet',
         depth=18,
