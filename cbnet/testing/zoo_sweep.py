@@ -407,17 +407,26 @@ def run_composite(plain_cfg: dict, needs: dict, num_backbones: int, unused_in_pl
 
 # -- helpers ------------------------------------------------------------------------------------------------
 def _describe(error: BaseException) -> str:
-    """``Type: first line`` of an error, with where in the source it was raised (last frame)."""
+    """``Type: first line`` of an error, with where in the source it was raised (last frame); file paths are
+    shown relative to site-packages or the checkout, so that results do not depend on where they were run."""
     message = str(error).strip().splitlines()
     frames = traceback.extract_tb(error.__traceback__)
-    where = ''
-    if frames:
-        last = frames[-1]
-        path = last.filename.split('site-packages/')[-1]
-        if osp.isabs(path) and path.startswith(_REPO_ROOT):
-            path = osp.relpath(path, _REPO_ROOT)
-        where = f' [{path}:{last.lineno}]'
-    return f'{type(error).__name__}: {message[0][:300] if message else ""}{where}'
+    where = f' [{_short_path(frames[-1].filename)}:{frames[-1].lineno}]' if frames else ''
+    first = _ABSOLUTE_PATH.sub(lambda m: _short_path(m.group(0)), message[0][:300]) if message else ''
+    return f'{type(error).__name__}: {first}{where}'
+
+
+#: an absolute path inside an error message
+_ABSOLUTE_PATH = re.compile(r'/[^\s\'"]+')
+
+
+def _short_path(path: str) -> str:
+    """``path`` after its ``site-packages/``, relative to the checkout, or unchanged."""
+    if 'site-packages/' in path:
+        return path.split('site-packages/')[-1]
+    if path.startswith(_REPO_ROOT):
+        return osp.relpath(path, _REPO_ROOT)
+    return path
 
 
 @contextmanager
