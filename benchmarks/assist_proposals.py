@@ -19,7 +19,6 @@ to ``--work-dir``.
 """
 import argparse
 import datetime
-import json
 import os
 import os.path as osp
 import statistics
@@ -28,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from cbnet.analysis import environment, versions_line
+from cbnet.analysis import environment, versions_line, write_results
 from cbnet.analysis.toy_training import ensure_toy_data, summarize_times, train_toy
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -183,12 +182,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         minutes=(datetime.datetime.now(datetime.timezone.utc) - start).total_seconds() / 60,
         runs=runs)
     result['summary'] = summarize(runs, args.skip)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'assist_proposals.json'), 'w') as f:
-        f.write(json.dumps(result, indent=2, default=str).replace(REPO + '/', ''))  # paths relative to the repo
     md = markdown(result)
-    with open(osp.join(args.out_dir, 'assist_proposals.md'), 'w') as f:
-        f.write(md)
+    write_results(args.out_dir, 'assist_proposals', result, md, relative_to=REPO)
     print(md)
     return result
 

@@ -22,7 +22,6 @@ import argparse
 import copy
 import datetime
 import importlib.util
-import json
 import os
 import os.path as osp
 import sys
@@ -31,7 +30,7 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.nn as nn
 
-from cbnet.analysis import count_flops_module, environment, flatten_tensors, time_once, versions_line
+from cbnet.analysis import count_flops_module, environment, flatten_tensors, time_once, versions_line, write_results
 from cbnet.utils.configs import strip_pretrained
 
 TIMER_NOTES = dict(
@@ -316,12 +315,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         loadavg_after=[round(v, 2) for v in os.getloadavg()],
         rows=rows)
     result['verdicts'] = judge(rows)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'backbone_overhead.json'), 'w') as f:
-        json.dump(result, f, indent=2)
     md = markdown(result)
-    with open(osp.join(args.out_dir, 'backbone_overhead.md'), 'w') as f:
-        f.write(md)
+    write_results(args.out_dir, 'backbone_overhead', result, md)
     print(md)
     return result
 

@@ -23,7 +23,6 @@ Each writes ``benchmarks/results/<section>.json`` and ``.md`` (machine and versi
 from __future__ import annotations
 import argparse
 import datetime
-import json
 import os
 import os.path as osp
 import sys
@@ -34,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from cbnet.analysis import (build_model, collect_stats, environment, load_config, make_batch, measure_train_step,
-                            progress_printer, versions_line)
+                            progress_printer, versions_line, write_results)
 from cbnet.analysis.compare import compare_train_steps, composite_variants
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -415,11 +414,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         repeat=args.repeat)
     result.update(fn(args))
     md = '\n'.join(_header(title, result) + md_fn(result)) + '\n'
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, f'{args.section}.json'), 'w') as f:
-        json.dump(result, f, indent=2, default=str)
-    with open(osp.join(args.out_dir, f'{args.section}.md'), 'w') as f:
-        f.write(md)
+    write_results(args.out_dir, args.section, result, md)
     print(md)
     return result
 

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from cbnet.analysis import environment, versions_line
+from cbnet.analysis import environment, versions_line, write_results
 from cbnet.analysis.toy_training import TOY_STEP_AT, TOY_WARMUP_ITERS, ensure_toy_data, evaluate_toy, train_toy
 from cbnet.converters import expand_checkpoint
 
@@ -243,12 +243,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         minutes=(datetime.datetime.now(datetime.timezone.utc) - start).total_seconds() / 60,
         seeds=seeds)
     result['summary'] = summarize(seeds)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'expansion_finetune.json'), 'w') as f:
-        f.write(json.dumps(result, indent=2, default=str).replace(REPO + '/', ''))  # paths relative to the repo
     md = markdown(result)
-    with open(osp.join(args.out_dir, 'expansion_finetune.md'), 'w') as f:
-        f.write(md)
+    write_results(args.out_dir, 'expansion_finetune', result, md, relative_to=REPO)
     print(md)
     return result
 

@@ -12,15 +12,13 @@ parameter trained). Random weights, one CPU thread, the adapter's probe size. Wr
 """
 import argparse
 import datetime
-import json
-import os
 import os.path as osp
 import shlex
 import sys
 
 import torch
 
-from cbnet.analysis import environment, versions_line
+from cbnet.analysis import environment, versions_line, write_results
 from cbnet.testing.timm_models import STATUSES, check_timm_model, markdown_report, smallest_per_module
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -55,26 +53,15 @@ def main() -> None:
     env = dict(environment(), timm=timm.__version__)
     command = 'python benchmarks/timm_sweep.py ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
     date = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'timm_sweep.json'), 'w') as f:
-        json.dump(
-            dict(
-                date=date,
-                command=command,
-                environment=env,
-                totals={s: sum(r['status'] == s for r in results)
-                        for s in STATUSES},
-                results=results),
-            f,
-            indent=1)
+    totals = {s: sum(r['status'] == s for r in results) for s in STATUSES}
+    record = dict(date=date, command=command, environment=env, totals=totals, results=results)
     header = [
         '# timm architectures in a Dual CBNet', '', f'Generated {date} by `{command}`.', '',
         f"Versions: {versions_line(env)}, timm {env['timm']}.", '',
         __doc__.split('\n\n')[2].replace('\n', ' ')
     ]
     report = markdown_report(results, header)
-    with open(osp.join(args.out_dir, 'timm_sweep.md'), 'w') as f:
-        f.write(report)
+    write_results(args.out_dir, 'timm_sweep', record, report, indent=1)
     print(report)
 
 

@@ -16,13 +16,13 @@ import fnmatch
 import json
 import os
 import os.path as osp
-import platform
 import shlex
 import sys
 import time
 
 import torch
 
+from cbnet.analysis import environment, versions_line, write_results
 from cbnet.testing.zoo_sweep import (STATUSES, markdown_report, result_from_dict, result_to_dict, summarize,
                                      sweep_config, zoo_configs)
 
@@ -38,33 +38,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-dir', default=osp.join(REPO, 'benchmarks', 'results'))
     parser.add_argument('--resume', action='store_true', help='skip configs already in the partial results')
     return parser.parse_args()
-
-
-def _versions() -> dict:
-    import mmcv
-    import mmdet
-    import mmengine
-    return dict(
-        python=platform.python_version(),
-        torch=torch.__version__,
-        mmcv=mmcv.__version__,
-        mmengine=mmengine.__version__,
-        mmdet=mmdet.__version__,
-        machine=platform.machine(),
-        cpus=os.cpu_count())
-
-
-def _git_revision() -> str:
-    head = osp.join(REPO, '.git', 'HEAD')
-    try:
-        with open(head) as f:
-            ref = f.read().strip()
-        if ref.startswith('ref: '):
-            with open(osp.join(REPO, '.git', ref[5:])) as f:
-                return f.read().strip()
-        return ref
-    except OSError:
-        return 'unknown'
 
 
 def main() -> None:
@@ -105,19 +78,17 @@ def main() -> None:
 
     summary = summarize(results)
     command = 'python benchmarks/zoo_sweep.py ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    env = environment()
     header = {
         'command': f'`{command.strip()}` (torch on {args.threads} thread(s))',
         'duration': f'{duration / 60:.1f} min for {len(configs)} configs'
         f'{" (resumed: earlier results kept)" if done else ""}',
         'date': datetime.datetime.now().strftime('%Y-%m-%d %H:%M'),
-        'versions': ', '.join(f'{k} {v}' for k, v in _versions().items()),
-        'git revision': _git_revision(),
+        'versions': f"{versions_line(env)}, {env['machine']}, {env['cpu_count']} cpus",
         'K': str(args.num_backbones),
     }
-    with open(osp.join(args.out_dir, 'zoo_sweep.json'), 'w') as f:
-        json.dump(dict(header=header, summary=summary, results=[result_to_dict(r) for r in results]), f, indent=1)
-    with open(osp.join(args.out_dir, 'zoo_sweep.md'), 'w') as f:
-        f.write(markdown_report(results, summary, header))
+    record = dict(header=header, summary=summary, results=[result_to_dict(r) for r in results])
+    write_results(args.out_dir, 'zoo_sweep', record, markdown_report(results, summary, header), indent=1)
     os.remove(partial)
 
     print('\n' + ' | '.join(f'{s} {summary["totals"][s]}' for s in STATUSES) + f' | all {summary["configs"]}')

@@ -1,9 +1,10 @@
-"""The machine, library versions and code revision recorded beside every measurement."""
+"""The machine, library versions and code revision recorded beside every measurement, and the result files."""
+import json
 import os
 import os.path as osp
 import platform
 import subprocess
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -62,3 +63,23 @@ def versions_line(env: Dict[str, Any]) -> str:
     """``python 3.11.9, torch 2.14.1, ...`` for result headers."""
     keys = ('python', 'torch', 'cuda', 'mmcv', 'mmengine', 'mmdet', 'mmpretrain', 'git')
     return ', '.join(f'{k} {env[k]}' for k in keys if env.get(k))
+
+
+def write_results(out_dir: str,
+                  name: str,
+                  result: Any,
+                  markdown: str,
+                  indent: int = 2,
+                  relative_to: Optional[str] = None) -> Tuple[str, str]:
+    """Write a benchmark's ``<name>.json`` (every number, ``default=str`` for the rest) and ``<name>.md`` to
+    ``out_dir``; with ``relative_to`` (the checkout), absolute paths under it are written relative to it, so that
+    committed results do not name the machine that made them. Returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    text = json.dumps(result, indent=indent, default=str)
+    if relative_to:
+        text = text.replace(relative_to.rstrip('/') + '/', '')
+    paths = osp.join(out_dir, f'{name}.json'), osp.join(out_dir, f'{name}.md')
+    for path, content in zip(paths, (text, markdown)):
+        with open(path, 'w') as f:
+            f.write(content)
+    return paths

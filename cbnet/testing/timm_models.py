@@ -6,14 +6,13 @@ architecture per timm model module (the smallest, sized on the meta device), so 
 family of timm (``benchmarks/timm_sweep.py``).
 """
 import copy
-import signal
 import time
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .backbones import perturb_connections
+from .time_limit import time_limit
 
 #: check outcomes, best first
 STATUSES = ('ok', 'failed', 'refused', 'error', 'skipped')
@@ -29,21 +28,6 @@ STATUS_MEANING = {
 
 class _Timeout(Exception):
     pass
-
-
-@contextmanager
-def _time_limit(seconds: int) -> Iterator[None]:
-
-    def expire(*_):
-        raise _Timeout()
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def timm_backbone(model_name: str, **kwargs) -> dict:
@@ -69,7 +53,7 @@ def check_timm_model(model_name: str, num_backbones: int = 2, timeout: int = 120
     result: Dict[str, object] = dict(model=model_name, status='', stage='config', reason='')
     start = time.time()
     try:
-        with _time_limit(timeout):
+        with time_limit(timeout, _Timeout):
             _check(model_name, num_backbones, kwargs, result)
     except _Timeout:
         result.update(status='error', reason=f'over {timeout} s')

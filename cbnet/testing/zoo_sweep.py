@@ -22,7 +22,6 @@ import logging
 import os
 import os.path as osp
 import re
-import signal
 import time
 import traceback
 import warnings
@@ -34,6 +33,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import torch
 
 from ..utils.configs import package_config_dir
+from .time_limit import time_limit
 
 #: the checkout or install that holds cbnet (error locations are shown relative to it)
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))) + os.sep
@@ -429,20 +429,9 @@ def _short_path(path: str) -> str:
     return path
 
 
-@contextmanager
 def _time_limit(seconds: int, stage: str):
-    """Raise ``StageError(stage)`` when the block runs longer than ``seconds`` (SIGALRM: main thread only)."""
-
-    def raise_timeout(signum, frame):
-        raise OutOfTime(stage, f'took more than {seconds} s')
-
-    previous = signal.signal(signal.SIGALRM, raise_timeout)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    """Raise ``OutOfTime(stage)`` when the block runs longer than ``seconds``."""
+    return time_limit(seconds, lambda: OutOfTime(stage, f'took more than {seconds} s'))
 
 
 @contextmanager
