@@ -129,6 +129,14 @@ def test_zoo_config_through_the_cli_trains_and_predicts(rel, tmp_path):
     assert unscoped(cfg.model.backbone.backbone.to_dict()) == unscoped(source.model.backbone.to_dict())
 
     model = MODELS.build(tiny(cfg.model.to_dict(), ZOO[rel]))
+    if isinstance(model.bbox_head, SSDHead) and not hasattr(model.bbox_head, 'loss_cls'):
+        model.bbox_head.loss_cls = None  # mmdet 3.3's predict reads it; SSDHead never sets it (plain SSD too)
+    train_step_and_predict(model)
+
+
+def train_step_and_predict(model) -> None:
+    """One training step of a tiny CB detector (lead losses, the same keys for the assisting branch, a finite
+    total, a gradient for every trainable parameter), then predict on two images."""
     model.init_weights()
     model.train()
     MessageHub.get_current_instance().update_info('epoch', 0)  # YOLOX/RTMDet heads read it; a Runner sets it
@@ -144,8 +152,6 @@ def test_zoo_config_through_the_cli_trains_and_predicts(rel, tmp_path):
     assert not dead, f'parameters without gradient: {dead}'
 
     model.eval()
-    if isinstance(model.bbox_head, SSDHead) and not hasattr(model.bbox_head, 'loss_cls'):
-        model.bbox_head.loss_cls = None  # mmdet 3.3's predict reads it; SSDHead never sets it (plain SSD too)
     with torch.no_grad():
         results = model(**tiny_batch(model, training=False), mode='predict')
     assert len(results) == 2 and all(r.pred_instances.bboxes.shape[-1] == 4 for r in results)

@@ -11,15 +11,14 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
-from mmengine.logging import MessageHub
 
 from cbnet.models.backbones.adapters import get_adapter
 from cbnet.models.backbones.adapters.timm import sequential_feature_nets
-from cbnet.testing import images, mmdet_config, shrink_detector, tiny_batch
+from cbnet.testing import images, mmdet_config, shrink_detector
 from cbnet.testing.backbone_cases.hrnet import tiny_extra
 from cbnet.testing.backbones import perturb_connections, torch_threads
 from cbnet.testing.timm_models import check_timm_model, timm_backbone
-from tests.test_cnn_families import consumer_of, cpu_model, fit_in_channels, run_cli, unscoped
+from tests.test_cnn_families import consumer_of, cpu_model, fit_in_channels, run_cli, train_step_and_predict, unscoped
 
 _PVT = dict(embed_dims=8, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], mlp_ratios=[2, 2, 2, 2])
 #: zoo config -> the family's own arguments that make its backbone tiny (type and other options kept);
@@ -64,25 +63,7 @@ def test_zoo_config_through_the_cli_trains_and_predicts(rel, tmp_path):
     assert cfg.model.type == 'CB' + source.model.type and cfg.model.backbone.type == 'CBNet'
     assert unscoped(cfg.model.backbone.backbone.to_dict()) == unscoped(source.model.backbone.to_dict())
 
-    model = MODELS.build(tiny(cfg.model.to_dict(), ZOO[rel]))
-    model.init_weights()
-    model.train()
-    MessageHub.get_current_instance().update_info('epoch', 0)
-    losses = model(**tiny_batch(model), mode='loss')
-    lead = {k for k in losses if not k.startswith('assist')}
-    assist = {k[len('assist1_'):] for k in losses if k.startswith('assist1_')}
-    assert lead and assist == lead, sorted(losses)
-    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v) for k, v in losses.items()
-                if 'loss' in k)
-    assert torch.isfinite(total)
-    total.backward()
-    dead = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not dead, f'parameters without gradient: {dead}'
-
-    model.eval()
-    with torch.no_grad():
-        results = model(**tiny_batch(model, training=False), mode='predict')
-    assert len(results) == 2 and all(r.pred_instances.bboxes.shape[-1] == 4 for r in results)
+    train_step_and_predict(MODELS.build(tiny(cfg.model.to_dict(), ZOO[rel])))
 
 
 @pytest.mark.parametrize(
