@@ -18,8 +18,6 @@ Writes ``assist_proposals.json`` and ``assist_proposals.md`` to ``--out-dir``; t
 to ``--work-dir``.
 """
 import argparse
-import datetime
-import os
 import os.path as osp
 import statistics
 import sys
@@ -27,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from cbnet.analysis import environment, versions_line, write_results
+from cbnet.analysis import markdown_header, run_record, start_run, write_results
 from cbnet.analysis.toy_training import ensure_toy_data, summarize_times, train_toy
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -87,18 +85,10 @@ def summarize(runs: List[Dict[str, Any]], skip: int) -> Dict[str, Any]:
 
 
 def markdown(result: Dict[str, Any]) -> str:
-    env = result['environment']
     s = result['summary']
-    lines = [
-        '# `assist_proposals`: lead vs own proposals for the assisting RoI heads (toy Dual Faster R-CNN)',
-        '',
-        f"Generated {result['date']} by `{result['command']}`.",
-        '',
-        f"Machine: {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch thread(s)); load average "
-        f"before/after {result['loadavg_before']} / {result['loadavg_after']} (shared with other jobs).",
-        '',
-        'Versions: ' + versions_line(env),
-        '',
+    lines = markdown_header(
+        '`assist_proposals`: lead vs own proposals for the assisting RoI heads (toy Dual Faster R-CNN)', result)
+    lines += [
         f"`{result['config']}` (the demo model: Dual half-width ResNet-18 Faster R-CNN, assisting loss weight "
         f"0.5) on the toy shapes dataset (240 train / 40 val images, 128 px), {result['iters']} iterations of "
         'batch 4 from scratch with the toy schedule (AdamW 2e-3, warm-up 50, x0.1 at 80%), '
@@ -166,20 +156,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         torch.set_num_threads(args.threads)
     if not osp.isfile(args.config) and osp.isfile(osp.join(REPO, args.config)):
         args.config = osp.join(REPO, args.config)
-    loadavg_before = [round(v, 2) for v in os.getloadavg()]
-    start = datetime.datetime.now(datetime.timezone.utc)
+    start = start_run()
     runs = run_all(args, log)
     result = dict(
-        date=start.strftime('%Y-%m-%d %H:%M UTC'),
-        command=' '.join(['python benchmarks/assist_proposals.py'] + (sys.argv[1:] if argv is None else argv)),
-        environment=environment(),
+        run_record(start, 'benchmarks/assist_proposals.py', argv),
         config=osp.relpath(args.config, REPO) if args.config.startswith(REPO) else args.config,
         iters=args.iters,
         skip=args.skip,
         seeds=args.seeds,
-        loadavg_before=loadavg_before,
-        loadavg_after=[round(v, 2) for v in os.getloadavg()],
-        minutes=(datetime.datetime.now(datetime.timezone.utc) - start).total_seconds() / 60,
         runs=runs)
     result['summary'] = summarize(runs, args.skip)
     md = markdown(result)

@@ -20,9 +20,7 @@ ends at), fresh optimizer state, linear warm-up from 0.01x over ``--finetune-war
 Writes ``expansion_finetune.json`` and ``expansion_finetune.md`` to ``--out-dir``.
 """
 import argparse
-import datetime
 import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -30,7 +28,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from cbnet.analysis import environment, versions_line, write_results
+from cbnet.analysis import markdown_header, run_record, start_run, write_results
 from cbnet.analysis.toy_training import TOY_STEP_AT, TOY_WARMUP_ITERS, ensure_toy_data, evaluate_toy, train_toy
 from cbnet.converters import expand_checkpoint
 
@@ -132,21 +130,13 @@ def summarize(seeds: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def markdown(result: Dict[str, Any]) -> str:
-    env = result['environment']
     s = result['summary']
     ft = (f"AdamW lr {result['finetune_lr']:g} (fresh optimizer state), linear warm-up from 0.01x over "
           f"{result['finetune_warmup']} iterations, x0.1 at {TOY_STEP_AT:.0%}")
     scratch = f"AdamW lr {result['seeds'][0]['a_plain']['lr']:g}, warm-up {TOY_WARMUP_ITERS}, x0.1 at {TOY_STEP_AT:.0%}"
-    lines = [
-        '# Expanding a trained plain detector into a Dual detector, then fine-tuning (toy Faster R-CNN)',
-        '',
-        f"Generated {result['date']} by `{result['command']}`.",
-        '',
-        f"Machine: {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch thread(s)); load average "
-        f"before/after {result['loadavg_before']} / {result['loadavg_after']} (shared with other jobs).",
-        '',
-        'Versions: ' + versions_line(env),
-        '',
+    lines = markdown_header(
+        'Expanding a trained plain detector into a Dual detector, then fine-tuning (toy Faster R-CNN)', result)
+    lines += [
         'Toy shapes dataset (240 train / 40 val images, 128 px), batch 4, val bbox mAP, '
         '`randomness=dict(seed=s, deterministic=True)`. (a) plain `' + PLAIN + f"` from scratch, {result['iters']} "
         f'iterations ({scratch}) = A; (b) its checkpoint expanded into `' + DUAL + '` with '
@@ -225,22 +215,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
     if not torch.cuda.is_available():
         torch.set_num_threads(args.threads)
-    loadavg_before = [round(v, 2) for v in os.getloadavg()]
-    start = datetime.datetime.now(datetime.timezone.utc)
+    start = start_run()
     data_root = ensure_toy_data(osp.join(args.work_dir, 'toy_coco'))
     seeds = [one_seed(seed, args, data_root, log) for seed in args.seeds]
     result = dict(
-        date=start.strftime('%Y-%m-%d %H:%M UTC'),
-        command=' '.join(['python benchmarks/expansion_finetune.py'] + (sys.argv[1:] if argv is None else argv)),
-        environment=environment(),
+        run_record(start, 'benchmarks/expansion_finetune.py', argv),
         iters=args.iters,
         finetune_iters=args.finetune_iters,
         finetune_lr=args.finetune_lr,
         finetune_warmup=args.finetune_warmup,
         skip=args.skip,
-        loadavg_before=loadavg_before,
-        loadavg_after=[round(v, 2) for v in os.getloadavg()],
-        minutes=(datetime.datetime.now(datetime.timezone.utc) - start).total_seconds() / 60,
         seeds=seeds)
     result['summary'] = summarize(seeds)
     md = markdown(result)

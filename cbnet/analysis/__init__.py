@@ -14,7 +14,7 @@ attention), :mod:`~cbnet.analysis.timing`, :mod:`~cbnet.analysis.memory`, :mod:`
 from .breakdown import branch_containers, split_by_module
 from .compare import compare_train_steps, composite_variants, supports_option
 from .deformable import DeformableAttentionCounter
-from .environment import environment, versions_line, write_results
+from .environment import environment, markdown_header, run_record, start_run, versions_line, write_results
 from .flops import EXTRA_OP_HANDLES, FLOP_CONVENTION, count_flops, count_flops_module, trace_flops
 from .inputs import TensorForward, flatten_tensors, ground_truth_kind, make_batch, num_classes
 from .memory import GIB, peak_rss_bytes, peak_since_reset, reset_cpu_peak, reset_peak
@@ -31,5 +31,6 @@ __all__ = [
     'FLOP_CONVENTION', 'EXTRA_OP_HANDLES', 'DeformableAttentionCounter', 'split_by_module', 'branch_containers',
     'TIMERS', 'sync', 'default_timer', 'time_once', 'median_time', 'measure_latency', 'reset_peak', 'peak_since_reset',
     'reset_cpu_peak', 'peak_rss_bytes', 'GIB', 'train_step_fn', 'measure_train_step', 'measure_train_step_inprocess',
-    'environment', 'versions_line', 'write_results', 'composite_variants', 'compare_train_steps', 'supports_option'
+    'environment', 'versions_line', 'write_results', 'start_run', 'run_record', 'markdown_header', 'composite_variants',
+    'compare_train_steps', 'supports_option'
 ]

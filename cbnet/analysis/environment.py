@@ -1,10 +1,12 @@
 """The machine, library versions and code revision recorded beside every measurement, and the result files."""
+import datetime
 import json
 import os
 import os.path as osp
 import platform
 import subprocess
-from typing import Any, Dict, Optional, Tuple
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -83,3 +85,37 @@ def write_results(out_dir: str,
         with open(path, 'w') as f:
             f.write(content)
     return paths
+
+
+def _loadavg() -> List[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def start_run() -> Dict[str, Any]:
+    """Taken before a benchmark's work: when it started and the machine's load then (see :func:`run_record`)."""
+    return dict(started=datetime.datetime.now(datetime.timezone.utc), loadavg_before=_loadavg())
+
+
+def run_record(start: Dict[str, Any], script: str, argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Taken after the work: the date, the command (``python <script> <argv or sys.argv>``), the environment, the
+    load before and after and the minutes it took: the fields a result file starts with (printed by
+    :func:`markdown_header`). The machines are shared, so the load says how far to trust the timings."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return dict(
+        date=start['started'].strftime('%Y-%m-%d %H:%M UTC'),
+        command=' '.join([f'python {script}'] + list(sys.argv[1:] if argv is None else argv)),
+        environment=environment(),
+        loadavg_before=start['loadavg_before'],
+        loadavg_after=_loadavg(),
+        minutes=(now - start['started']).total_seconds() / 60)
+
+
+def markdown_header(title: str, record: Dict[str, Any]) -> List[str]:
+    """The first lines of a result's markdown: title, command, machine and load, versions (a :func:`run_record`)."""
+    env = record['environment']
+    return [
+        f'# {title}', '', f"Generated {record['date']} by `{record['command']}`.", '',
+        f"Machine: {env['cpu']} ({env['cpu_count']} cores, {env['torch_threads']} torch thread(s)); load average "
+        f"before/after {record['loadavg_before']} / {record['loadavg_after']} (shared with other jobs).", '',
+        'Versions: ' + versions_line(env), ''
+    ]
