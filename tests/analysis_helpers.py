@@ -1,9 +1,9 @@
-"""Helpers of the cost-analysis tests: the CLIs loaded as modules, tiny DINO / Mask2Former configs."""
+"""Helpers of the cost-analysis tests: tiny DINO / Mask2Former configs."""
 from mmengine.config import Config
 
 from cbnet import cbnetify
 from cbnet.analysis import load_config
-from cbnet.testing import TINY_WIDTHS, family, load_tool  # noqa: F401  (load_tool: for the tests)
+from cbnet.testing import TINY_WIDTHS, family
 
 #: mmdet zoo configs of the transformer detector kinds, and the stage outputs their necks/heads read
 TRANSFORMER_CONFIGS = {

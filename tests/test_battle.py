@@ -6,7 +6,7 @@ import time
 import pytest
 
 from cbnet.analysis.metrics import find_metrics
-from tests.analysis_helpers import load_tool
+from cbnet.testing import load_tool
 
 battle = load_tool('tools/analysis_tools/battle.py')
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cbnet.analysis import collect_stats, load_config, measure_train_step
-from tests.analysis_helpers import load_tool
+from cbnet.testing import load_tool
 
 model_stats = load_tool('tools/analysis_tools/model_stats.py')
 
