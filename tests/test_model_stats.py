@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from cbnet.analysis import collect_stats, load_config, measure_train_step
+from cbnet.analysis import (collect_stats, load_config, markdown_header, measure_train_step, run_record, start_run,
+                            write_results)
 from cbnet.testing import load_tool
 
 model_stats = load_tool('tools/analysis_tools/model_stats.py')
@@ -137,3 +138,24 @@ def test_cuda_without_cuda_is_a_clear_error(configs, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         model_stats.parse_args([configs['single'], '--device', 'cuda'])
     assert 'CUDA is not available' in capsys.readouterr().err
+
+
+def test_result_files_and_run_record(tmp_path):
+    """Every benchmark writes its JSON and markdown through write_results, which makes checkout paths relative
+    (committed results must not name the machine), and starts its markdown with the run record."""
+    start = start_run()
+    record = run_record(start, 'benchmarks/example.py', ['--rounds', '3'])
+    assert record['command'] == 'python benchmarks/example.py --rounds 3'
+    assert record['minutes'] >= 0 and len(record['loadavg_after']) == 3
+    header = markdown_header('Example', record)
+    assert header[0] == '# Example' and 'python benchmarks/example.py --rounds 3' in header[2]
+    assert f"before/after {record['loadavg_before']}" in header[4]
+
+    result = dict(record, config='/some/checkout/configs/x.py', value=1.5)
+    json_path, md_path = write_results(
+        str(tmp_path / 'out'), 'example', result, '\n'.join(header), relative_to='/some/checkout')
+    with open(json_path) as f:
+        written = json.load(f)
+    assert written['config'] == 'configs/x.py' and written['value'] == 1.5
+    with open(md_path) as f:
+        assert f.read().startswith('# Example\n')
