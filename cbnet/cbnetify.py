@@ -242,8 +242,14 @@ def _backbone_class(backbone: dict) -> type:
 
 
 def _default_del_stages(backbone_cls: type) -> int:
+    """The official Swin models share only the patch embedding (0); other families: their adapter's default."""
     from mmdet.models.backbones import SwinTransformer
-    return 0 if issubclass(backbone_cls, SwinTransformer) else 1
+
+    from .models.backbones.adapters import adapter_for_class
+    if issubclass(backbone_cls, SwinTransformer):
+        return 0
+    adapter = adapter_for_class(backbone_cls)
+    return 1 if adapter is None else adapter.default_del_stages
 
 
 def _weights_value(assist_weight: AssistWeight):

@@ -40,7 +40,8 @@ class CBNet(BaseModule):
             ``norm_cfg`` defaults to the family's (BN for CNNs, none for transformers).
         del_stages: stages (after the stem, which is always shared) that branches ``k >= 1`` drop and take
             from the first branch. 1 reproduces the official ResNet models; the official Swin models
-            (``cb_del_stages=1`` there counts the patch embedding) correspond to 0.
+            (``cb_del_stages=1`` there counts the patch embedding) correspond to 0. None: the family's
+            default (``BackboneAdapter.default_del_stages``: 1, plain ViTs 0).
         zero_init: connections start at exactly zero, so the composite initially computes the single
             backbone's features in every branch.
         share_weights: all branches use the first branch's weights (only connections are new); no pruning.
@@ -50,7 +51,7 @@ class CBNet(BaseModule):
                  backbone: dict,
                  num_backbones: int = 2,
                  composition: Union[str, dict] = 'DHLC',
-                 del_stages: int = 1,
+                 del_stages: Optional[int] = None,
                  zero_init: bool = True,
                  share_weights: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
@@ -73,6 +74,8 @@ class CBNet(BaseModule):
         self.adapter: BackboneAdapter = get_adapter(first)
         self.adapter.check(first)
         self.num_stages = self.adapter.num_stages(first)
+        if del_stages is None:
+            del_stages = self.adapter.default_del_stages
         if not 0 <= del_stages < self.num_stages:
             raise ValueError(f'del_stages must be in [0, {self.num_stages - 1}] for this backbone, got {del_stages}')
         self.del_stages = del_stages

@@ -6,7 +6,7 @@ installed (``mmpretrain`` for ConvNeXt) is skipped: that family is then not supp
 import importlib
 import pkgutil
 
-from .base import (BackboneAdapter, Pruned, adapted_class, get_adapter, prune, register_adapter,
+from .base import (BackboneAdapter, Pruned, adapted_class, adapter_for_class, get_adapter, prune, register_adapter,
                    registered_backbone_classes, supported_backbones)
 
 
@@ -29,6 +29,6 @@ def _import_family_modules() -> None:
 _import_family_modules()
 
 __all__ = [
-    'BackboneAdapter', 'Pruned', 'adapted_class', 'get_adapter', 'prune', 'register_adapter',
+    'BackboneAdapter', 'Pruned', 'adapted_class', 'adapter_for_class', 'get_adapter', 'prune', 'register_adapter',
     'registered_backbone_classes', 'supported_backbones'
 ]

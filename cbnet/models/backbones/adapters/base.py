@@ -80,6 +80,12 @@ def adapted_class(backbone_cls: type) -> Optional[type]:
     return next((cls for cls in backbone_cls.__mro__ if cls in _ADAPTERS), None)
 
 
+def adapter_for_class(backbone_cls: type) -> Optional['BackboneAdapter']:
+    """The adapter serving ``backbone_cls`` (before any instance is built), or None."""
+    cls = adapted_class(backbone_cls)
+    return None if cls is None else _ADAPTERS[cls]
+
+
 def get_adapter(backbone: nn.Module) -> 'BackboneAdapter':
     """The adapter for ``backbone``'s class, or the most specific one among its base classes."""
     cls = adapted_class(type(backbone))
@@ -142,6 +148,9 @@ class BackboneAdapter:
     #: Side, in cells of the total stride, of the deepest map the width probe must reach. 3: a 3x3 deformable
     #: conv (mmcv refuses maps smaller than its kernel) and SAC's reflect padding need at least 3x3.
     probe_cells: int = 3
+    #: ``del_stages`` when the config does not say: CNNs share the stem and the first stage (the official
+    #: ResNet models); a plain ViT shares only its patch and position embedding (0), as CB-EVA02 does.
+    default_del_stages: int = 1
 
     # -- structure ---------------------------------------------------------------------------------------
     def num_stages(self, backbone: nn.Module) -> int:
