@@ -21,8 +21,9 @@ from mmengine.runner.checkpoint import CheckpointLoader
 import cbnet  # noqa: F401
 from cbnet.engine import CheckpointCompatibilityHook, enable_reliability
 from cbnet.testing import FASTER_TOY, REPO, make_tiny_toy, write_tiny_config
+from cbnet.testing.detectors import mmdet_config
 from cbnet.utils.checkpoint_files import CheckpointReadError, checkpoint_problem
-from cbnet.utils.compat_checks import check_neck_matches_backbone, registry_hint
+from cbnet.utils.compat_checks import check_neck_matches_backbone, parameter_coverage, registry_hint
 
 DUAL_TOY = osp.join(REPO, 'configs', 'cbnet', 'dual_r18_faster_rcnn_toy.py')
 
@@ -148,6 +149,95 @@ def test_backbone_only_checkpoint_under_load_from(dual_model):
     imagenet_like = {'conv1.weight': torch.zeros(32, 3, 7, 7), 'fc.weight': torch.zeros(10, 256)}
     with pytest.raises(ValueError, match='not a detector checkpoint'):
         _after_load(dual_model, imagenet_like)
+
+
+# -- checkpoints of another family or depth: a few tensors match by name and shape, most do not ---------------
+def _yolox_dual_state() -> dict:
+    """A Dual CSPDarknet YOLOX (another backbone family, neck and head than the toy Faster R-CNN)."""
+    cfg = mmdet_config('yolox/yolox_tiny_8xb8-300e_coco.py').model.to_dict()
+    inner = dict(cfg['backbone'], widen_factor=0.125, init_cfg=None)
+    cfg.update(type='CBYOLOX', backbone=dict(type='CBNet', backbone=inner, num_backbones=2))
+    cfg['neck'].update(in_channels=[32, 64, 128], out_channels=32)
+    cfg['bbox_head'].update(in_channels=32, feat_channels=32)
+    return MODELS.build(cfg).state_dict()
+
+
+@pytest.fixture(scope='module')
+def wrong_checkpoints(tiny):
+    """The two wrong files a new user gives the Dual toy detector: another family, another depth."""
+    deeper = _model(tiny['dual'], **{'backbone.backbone.depth': 50, 'neck.in_channels': [128, 256, 512, 1024]})
+    states = dict(family=_yolox_dual_state(), depth=deeper.state_dict())
+    paths = {}
+    for name, state in states.items():
+        paths[name] = str(tiny['tmp'] / f'{name}.pth')
+        torch.save(dict(state_dict=state, meta=dict()), paths[name])
+    return states, paths
+
+
+def test_matching_buffers_do_not_make_a_checkpoint_fit(dual_model, wrong_checkpoints):
+    """Scalar BN buffers (num_batches_tracked) match between any two families; only parameters count."""
+    states, _ = wrong_checkpoints
+    model_buffers = {k for k, _ in dual_model.named_buffers()}
+    shared = [
+        k for k, v in states['family'].items() if k in model_buffers and v.shape == dual_model.state_dict()[k].shape
+    ]
+    assert shared, 'the case needs buffers that match by name and shape'
+    coverage = parameter_coverage(dual_model, states['family'])
+    assert coverage['backbone'].loaded_tensors == 0 and coverage['neck and heads'].fraction < 0.2
+
+
+def test_checkpoint_of_another_family_is_refused(dual_model, wrong_checkpoints):
+    states, _ = wrong_checkpoints
+    with pytest.raises(ValueError) as e:
+        _after_load(dual_model, states['family'], source='yolox.pth')
+    msg = str(e.value)
+    assert "'yolox.pth' provides only 0 of the" in msg and 'composite backbone' in msg
+    assert 'another architecture' in msg and 'not in the checkpoint' in msg
+
+
+def test_checkpoint_of_another_depth_is_refused_with_the_shapes(dual_model, wrong_checkpoints):
+    states, _ = wrong_checkpoints
+    with pytest.raises(ValueError) as e:
+        _after_load(dual_model, states['depth'], source='r50.pth')
+    msg = str(e.value)
+    assert 'another depth or width' in msg
+    # one line per key that does not fit, with both shapes
+    assert 'backbone.branches.0.layer1.0.conv1.weight: checkpoint (32, 32, 1, 1), model (32, 32, 3, 3)' in msg
+
+
+def test_checkpoint_with_other_heads_is_refused_unless_asked(dual_model, wrong_checkpoints):
+    """The backbone of the file fits, the neck and heads do not: refused, or only the backbone taken."""
+    states, _ = wrong_checkpoints
+    own = dual_model.state_dict()
+    mixed = {k: v for k, v in own.items() if k.startswith('backbone.')}
+    mixed.update({k: v for k, v in states['family'].items() if not k.startswith('backbone.')})
+    with pytest.raises(ValueError, match=r'random heads(.|\n)*require_heads=False'):
+        _after_load(dual_model, mixed)
+    runner = SimpleNamespace(model=dual_model, _load_from='backbone_only.pth')
+    CheckpointCompatibilityHook(require_heads=False).after_load_checkpoint(runner, dict(state_dict=mixed))
+
+
+def test_fine_tuning_from_another_number_of_classes_is_accepted(tiny, dual_model):
+    """Only the classifier differs: most of the heads' values still load, as mmdet users fine-tune."""
+    other_classes = _model(tiny['dual'], **{'roi_head.bbox_head.num_classes': 7}).state_dict()
+    _after_load(dual_model, other_classes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('tool, case', [('test.py', 'family'), ('train.py', 'depth')])
+def test_tools_refuse_wrong_checkpoints_before_running(tiny, wrong_checkpoints, tool, case):
+    """``tools/test.py CONFIG CKPT`` and ``tools/train.py`` with ``load_from`` stop before any step."""
+    _, paths = wrong_checkpoints
+    work_dir = str(tiny['tmp'] / f'wrong_{tool}_{case}')
+    args = [sys.executable, osp.join(REPO, 'tools', tool), tiny['dual']]
+    args += [paths[case]] if tool == 'test.py' else ['--cfg-options', f'load_from={paths[case]}']
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        args + ['--work-dir', work_dir], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert f"{paths[case]!r} provides only" in out and 'Use the checkpoint trained with this config' in out
+    assert 'bbox_mAP' not in out and 'Epoch(train)' not in out and 'Iter(train)' not in out
 
 
 def test_runner_refuses_official_checkpoint_before_training(tiny):

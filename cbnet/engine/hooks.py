@@ -4,7 +4,8 @@
   and the loss key(s), so the weights (and the next checkpoint) are never poisoned.
 * :class:`CheckpointCompatibilityHook`: expands a plain (single-backbone) detector checkpoint given as
   ``load_from`` to a CB detector (every branch starts from its backbone); refuses a ``load_from``/resume
-  checkpoint that would leave the backbone random (official CBNetV2 keys, another architecture), and checks
+  checkpoint that would leave the backbone or the heads mostly random (official CBNetV2 keys, another
+  architecture or depth), and checks
   the neck's ``in_channels`` against a composite backbone before training or testing starts.
 * :class:`AtomicCheckpointHook`: mmengine's ``CheckpointHook`` writing through the atomic file backend.
 
@@ -104,16 +105,23 @@ class CheckpointCompatibilityHook(Hook):
     connections at zero, neck and heads unchanged), which then loads with no missing or unexpected key. A
     plain checkpoint of another architecture is refused with the keys that differ.
 
+    A checkpoint must provide most of the backbone's and most of the neck and heads' parameter values (see
+    :func:`cbnet.utils.compat_checks.check_checkpoint_fits_model`), so neither training nor ``tools/test.py``
+    runs a mostly random model because a few tensors happened to match.
+
     Args:
-        require_backbone: refuse a checkpoint that provides no backbone weight. Set False only if you mean to
+        require_backbone: refuse a checkpoint that does not provide the backbone. Set False only if you mean to
             take the backbone from its ``init_cfg`` and just the neck/heads from ``load_from`` (a plain
             checkpoint is then not expanded either: its backbone keys are ignored).
+        require_heads: refuse a checkpoint that does not provide the neck and heads. Set False only if you mean
+            to take just the backbone from ``load_from`` and train the neck and heads from scratch.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, require_backbone: bool = True) -> None:
+    def __init__(self, require_backbone: bool = True, require_heads: bool = True) -> None:
         self.require_backbone = require_backbone
+        self.require_heads = require_heads
 
     def before_run(self, runner) -> None:
         model = _unwrap(runner.model)
@@ -144,7 +152,8 @@ class CheckpointCompatibilityHook(Hook):
                     checkpoint._metadata = expanded._metadata
             print_log(describe_expansion(report, source), logger='current')
             return
-        check_checkpoint_fits_model(model, state_dict, source=source, require_backbone=self.require_backbone)
+        check_checkpoint_fits_model(
+            model, state_dict, source=source, require_backbone=self.require_backbone, require_heads=self.require_heads)
 
 
 @HOOKS.register_module()
