@@ -13,9 +13,9 @@ from mmengine.config import ConfigDict
 from cbnet.converters import expand_single_state_dict
 from cbnet.converters.vit_layouts import vit_to_vitsam_state_dict
 from cbnet.models.necks import SimpleFeaturePyramid
-from cbnet.testing import family, mmdet_config, shrink_detector, tiny_batch
+from cbnet.testing import family, load_tool, mmdet_config, shrink_detector, tiny_batch
 from cbnet.testing.backbones import torch_threads
-from cbnet.testing.checkpoint_formats import randomize_
+from cbnet.testing.checkpoint_formats import randomize_, save_mmpretrain_classifier
 
 WIDTH = 16  # embed_dims of the tiny ViT cases
 
@@ -154,6 +154,21 @@ def test_vit_checkpoint_converts_into_vitsam_layout():
     grid = vit.pos_embed[0, 1:].reshape(4, 4, WIDTH)
     assert torch.equal(sam.pos_embed[0], grid)
     assert torch.equal(sam.layers[2].attn.qkv.weight, vit.layers[2].attn.qkv.weight)
+
+
+def test_vit_to_vitsam_tool_writes_a_file_that_loads_into_every_branch(tmp_path, capsys):
+    vit = randomize_(MODELS.build(family('ViT', out_indices=[3])))
+    save_mmpretrain_classifier(vit, str(tmp_path / 'vit.pth'))
+    main = load_tool('tools/model_converters/vit_to_vitsam.py').main
+    assert main([str(tmp_path / 'vit.pth'), str(tmp_path / 'sam.pth')]) == 0
+    assert 'dropped 5 ViT-only keys' in capsys.readouterr().out
+    init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'sam.pth'), prefix='backbone.')
+    model = build_cb('ViTSAM', out_channels=0, init_cfg=init_cfg)
+    model.init_weights()
+    assert all(
+        torch.equal(b.layers[3].ffn.layers[1].weight, vit.layers[3].ffn.layers[1].weight) for b in model.branches)
+    assert main([str(tmp_path / 'sam.pth'), str(tmp_path / 'again.pth')]) == 1  # already converted: refused
+    assert 'not a (1, tokens, C) ViT position embedding' in capsys.readouterr().err
 
 
 # -- detectors ----------------------------------------------------------------------------------------------
