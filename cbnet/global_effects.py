@@ -23,7 +23,9 @@ Each effect is as narrow as it can be and idempotent:
    build exactly as ``mmdet`` ones. ``cbnet.registry`` exposes them (mmengine imports ``<scope>.registry``).
 6. **generated registry entries** in mmdet's ``MODELS``: a ``CB<Detector>`` class for every mmdet detector of
    a known kind (:func:`cbnet.models.detectors.register_all`), and the neck aliases of official CBNetV2 configs
-   (``CBFPN`` = mmdet's ``FPN``, ``CBNeck`` = the wrapped neck), registered only if absent.
+   (``CBFPN`` = mmdet's ``FPN``, ``CBNeck`` = the wrapped neck), and ViTDet's names for the simple feature
+   pyramid and its norm (``SimpleFPN`` = cbnet's ``SimpleFeaturePyramid``, ``LN2d``), which mmdet's package lacks
+   (they live in its repository's ``projects/ViTDet``), registered only if absent.
 
 Not listed above because they are ordinary OpenMMLab registration, not changes to other code: cbnet's own
 classes register under their own names in mmdet's registries with ``@register_module`` when their modules are
@@ -98,10 +100,10 @@ def register_generated_modules() -> List[str]:
     from mmdet.registry import MODELS
 
     from .models.detectors import register_all
-    from .models.necks import CBNeck
+    from .models.necks import CBNeck, LN2d, SimpleFeaturePyramid
 
     names = list(register_all())
-    for alias, module in (('CBFPN', FPN), ('CBNeck', CBNeck)):
+    for alias, module in (('CBFPN', FPN), ('CBNeck', CBNeck), ('SimpleFPN', SimpleFeaturePyramid), ('LN2d', LN2d)):
         if alias not in MODELS.module_dict:
             MODELS.register_module(name=alias, module=module)
         names.append(alias)

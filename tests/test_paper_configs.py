@@ -36,17 +36,20 @@ PAPER_PARAMS_M = {
     'dual_swin_b_htc.py': 231,
     'dual_swin_b_htc_4conv1fc.py': 235,
     'dual_swin_l_htc.py': 453,
+    'dual_eva02_l_cascade_mask_rcnn_1536.py': 674,  # CB-EVA02 (official README)
 }
 #: configs that also predict a 1x3x128x128 image (DINO: 256x256) in eval mode: two-stage, single-stage,
 #: Triple, cascade with masks, HTC with its semantic branch; ResNet, Res2Net with DCN, ConvNeXt and Swin backbones
 FORWARD = {
     'dual_r50_faster_rcnn.py', 'triple_r50_faster_rcnn.py', 'dual_r50_atss.py', 'dual_res2net101_dcn_cascade_rcnn.py',
-    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_r50_dino.py', 'dual_cspnext_l_rtmdet.py'
+    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_r50_dino.py', 'dual_cspnext_l_rtmdet.py',
+    'dual_vit_b_mask_rcnn_simple_fpn.py', 'dual_eva02_l_cascade_mask_rcnn_1536.py'
 }
 #: builds (+ predicts) that take more than ~15 s on 2 loaded cores
 SLOW = {
     'dual_res2net101_dcn_cascade_rcnn.py', 'dual_res2net101_dcn_cascade_rcnn_4conv1fc.py',
-    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_swin_l_htc_without_semantic.py'
+    'dual_convnext_t_cascade_mask_rcnn.py', 'dual_swin_l_htc.py', 'dual_swin_l_htc_without_semantic.py',
+    'dual_eva02_l_cascade_mask_rcnn_1536.py'
 }
 TOLERANCE = 0.01
 

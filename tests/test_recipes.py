@@ -137,6 +137,38 @@ _RES2NET = dict(
     milestones=[16, 19])
 
 #: config -> (official CBNetV2 config name, the recipe values it sets)
+HEAD_4CONV1FC_LN = ('4conv1fc', False, False, 'L1Loss', 1.0, 'LN2d')
+HEAD_4CONV1FC_LN_AGNOSTIC = ('4conv1fc', True, False, 'SmoothL1Loss', 1.0, 'LN2d')
+_VITDET_B = dict(
+    detector='CBMaskRCNN',
+    backbone='CBNet',
+    assist_loss_weights=[0.5],
+    assist_proposals='lead',
+    bbox_heads=(HEAD_4CONV1FC_LN, ),
+    mask_heads=(('FCNMaskHead', 4), ),
+    scales=dict(train=('jitter', (1024, 1024), (0.1, 2.0)), test=(1024, 1024)),
+    batch_per_gpu=8,
+    optimizer=dict(ADAMW, lr=1e-4, weight_decay=0.1),
+    constructor='CBLearningRateDecayOptimWrapperConstructor',
+    layer_decay=0.7,
+    amp='dynamic',
+    epochs=None,
+    iters=184375,
+    milestones=[163889, 177546],
+    warmup=('LinearLR', 0.001, 250),
+    ema=None)
+_CB_EVA02_L = dict(
+    _VITDET_B,
+    detector='CBCascadeRCNN',
+    bbox_heads=(HEAD_4CONV1FC_LN_AGNOSTIC, ) * 3,
+    scales=dict(train=('jitter', (1536, 1536), (0.1, 2.0)), test=(1536, 1536)),
+    optimizer=dict(ADAMW, lr=4e-5, weight_decay=0.1),
+    layer_decay=0.8,
+    iters=40000,
+    milestones=None,
+    warmup=('LinearLR', 0.001, 400),  # 1% of 40k; constant after it
+    ema=1e-4)  # decay 0.9999
+
 OFFICIAL: Dict[str, tuple] = {
     'dual_r50_faster_rcnn.py': ('faster_rcnn_cbv2d1_r50_fpn_1x_coco.py', _FASTER),
     'triple_r50_faster_rcnn.py': (None, dict(_FASTER, assist_loss_weights=[0.5, 0.5])),  # official recipe, K=3
@@ -170,6 +202,9 @@ OFFICIAL: Dict[str, tuple] = {
     # the paper's models without HTC's semantic branch (no COCO-stuff maps needed); the rest of the recipe as above
     'dual_swin_b_htc_without_semantic.py': (None, dict(_SWIN_B_HTC, semantic=None, with_seg=False)),
     'dual_swin_l_htc_without_semantic.py': (None, dict(_SWIN_L_HTC, semantic=None, with_seg=False)),
+    # plain ViTs: ViTDet's 100-epoch ViT-B recipe and the CBNetV2 authors' CB-EVA02-L recipe (no mmdet 2 config)
+    'dual_vit_b_mask_rcnn_simple_fpn.py': (None, _VITDET_B),
+    'dual_eva02_l_cascade_mask_rcnn_1536.py': (None, _CB_EVA02_L),
 }
 #: config -> (the mmdet config whose recipe it keeps, the recipe keys that differ: their value, or a function of
 #: the mmdet value that gives it)
@@ -334,7 +369,9 @@ def recipe(cfg: Config) -> Dict[str, Any]:
         iters=cfg.train_cfg.get('max_iters'),
         milestones=list(schedulers['MultiStepLR']['milestones']) if 'MultiStepLR' in schedulers else None,
         warmup=(warmup['type'], warmup['start_factor'], warmup['end']) if warmup and not warmup['by_epoch'] else None,
-        base_batch_size=(cfg.get('auto_scale_lr') or {}).get('base_batch_size'))
+        base_batch_size=(cfg.get('auto_scale_lr') or {}).get('base_batch_size'),
+        layer_decay=paramwise.get('layer_decay_rate', paramwise.get('decay_rate')),
+        ema=next((h.get('momentum') for h in cfg.get('custom_hooks', []) if h['type'] == 'EMAHook'), None))
     if backbone.type == 'CBSwinTransformer':
         out['arch'] = (backbone.get('embed_dim'), backbone.get('depths'), backbone.get('num_heads'),
                        backbone.get('window_size'))

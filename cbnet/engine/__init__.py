@@ -12,3 +12,10 @@ __all__ = [
     'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'NonFiniteLossHook', 'enable_reliability',
     'non_finite_losses', 'CBLearningRateDecayOptimizerConstructor'
 ]
+
+try:  # plain-ViT layer decay builds on mmpretrain's constructor; without mmpretrain there are no such ViTs
+    from .vit_layer_decay import CBLearningRateDecayOptimWrapperConstructor  # noqa: F401
+    __all__.append('CBLearningRateDecayOptimWrapperConstructor')
+except ModuleNotFoundError as error:
+    if not (error.name or '').startswith('mmpretrain'):
+        raise

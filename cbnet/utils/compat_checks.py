@@ -36,9 +36,17 @@ def check_neck_matches_backbone(backbone: nn.Module, neck: Optional[nn.Module]) 
     """Raise ``ValueError`` if ``neck.in_channels`` differs from the backbone's output channels.
 
     Only composite backbones know their widths without a forward pass (CBNet measures them when built); for
-    other backbones, or necks without a list ``in_channels``, this does nothing.
+    other backbones, or necks without a list ``in_channels``, this does nothing. A neck that reads only the last
+    map (``backbone_channel``, ViTDet's simple pyramid: its ``in_channels`` are its own levels) is checked there.
     """
     expected = backbone_out_channels(backbone)
+    last_only = getattr(neck, 'backbone_channel', None) if neck is not None else None
+    if expected is not None and isinstance(last_only, int):  # reads the last map only (ViTDet's pyramid)
+        if last_only != expected[-1]:
+            raise ValueError(f'The neck ({type(neck).__name__}) reads the backbone\'s last map with '
+                             f'backbone_channel={last_only}, but the backbone returns {expected[-1]} channels there: '
+                             f'set backbone_channel={expected[-1]}.')
+        return
     given = getattr(neck, 'in_channels', None) if neck is not None else None
     if expected is None or not isinstance(given, (list, tuple)):
         return

@@ -112,6 +112,8 @@ class CBNet(BaseModule):
         """Run the family's stem and stages once to learn every width (any variant works), at the adapter's
         probe size: the smallest image whose deepest map the family's layers accept (deformable convs refuse
         maps smaller than their kernel), since this runs on the full-width model at build time."""
+        if self.adapter.probe_on_copy:
+            backbone = copy.deepcopy(backbone)
         was_training = [m.training for m in backbone.modules()]
         backbone.eval()
         size = self.adapter.probe_size(backbone)

@@ -151,6 +151,9 @@ class BackboneAdapter:
     #: ``del_stages`` when the config does not say: CNNs share the stem and the first stage (the official
     #: ResNet models); a plain ViT shares only its patch and position embedding (0), as CB-EVA02 does.
     default_del_stages: int = 1
+    #: The family's forward keeps state that depends on the input size (EVA-02's RoPE tables): the width probe
+    #: then runs on a copy, so that it leaves the backbone exactly as built.
+    probe_on_copy: bool = False
 
     # -- structure ---------------------------------------------------------------------------------------
     def num_stages(self, backbone: nn.Module) -> int:
