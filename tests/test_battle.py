@@ -4,6 +4,7 @@ import os
 import time
 
 import pytest
+import torch
 
 from cbnet.analysis.metrics import find_metrics
 from cbnet.testing import load_tool
@@ -69,8 +70,27 @@ def test_battle_with_and_without_metrics(tmp_path):
         str(out2), '--shape', '64', '64', '--warmup', '0', '--repeat', '1', '--work-dirs',
         str(tmp_path / 'none')
     ])
-    assert 'cost only' in (out2 / 'battle.md').read_text()
+    md2 = (out2 / 'battle.md').read_text()
+    assert 'cost only' in md2
+    assert f"looked in {tmp_path / 'none' / 'r18_k1'}/" in md2  # where, and how to point it elsewhere
+    assert '--metrics CONFIG=PATH' in md2 and '`--metrics r18_k1=work_dirs/demo`' in md2
     assert (out2 / 'battle.png').exists()
+
+
+def test_battle_latency_alternates_rounds_with_one_thread_and_cpu_time_by_default(tmp_path):
+    path = tmp_path / 'r18.py'
+    path.write_text(f"model = {TINY_RESNET}\n")
+    common = ['--out', str(tmp_path / 'out'), '--shape', '64', '64', '--warmup', '0', '--repeat', '2']
+    before = torch.get_num_threads()
+    try:
+        latency = battle.main([str(path)] + common + ['--rounds', '2'])[0]['latency']
+        assert (latency['timer'], latency['threads'], latency['rounds'], len(latency['times_s'])) == ('cpu', 1, 2, 4)
+        assert latency['min_s'] == min(latency['times_s'])
+        latency = battle.main([str(path)] + common +
+                              ['--rounds', '1', '--timer', 'wall', '--threads', '2'])[0]['latency']
+        assert (latency['timer'], latency['threads'], len(latency['times_s'])) == ('wall', 2, 2)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_bad_metrics_argument_names_the_expected_form():
