@@ -101,7 +101,13 @@ def _generator_strides(head: nn.Module) -> Optional[List[int]]:
     strides = getattr(generator, 'strides', None)
     if not strides:
         return None
-    return [int(s[0]) if isinstance(s, (tuple, list)) else int(s) for s in strides]
+    return [_number(s[0] if isinstance(s, (tuple, list)) else s) for s in strides]
+
+
+def _number(stride) -> float:
+    """A stride as declared: YOLACT's anchor strides are fractions (550 / 69 = 7.97...)."""
+    value = float(stride)
+    return int(value) if value.is_integer() else round(value, 2)
 
 
 def _head_stride_key(head: nn.Module, prefix: str) -> str:
@@ -142,8 +148,12 @@ def declared_strides(detector: nn.Module) -> List[Tuple[str, str, List[int], boo
     return found
 
 
-def _fits(output: Sequence[int], strides: Sequence[int], whole: bool) -> bool:
-    return list(output) == list(strides) if whole else list(output[:len(strides)]) == list(strides)
+def _fits(output: Sequence[int], strides: Sequence[float], whole: bool) -> bool:
+    """Same number of levels (dense heads) and each stride within 25% (approximate declarations like YOLACT's
+    pass; reading from a neighbouring level is off by a factor of 2)."""
+    if (len(output) != len(strides)) if whole else len(output) < len(strides):
+        return False
+    return all(0.75 <= s / o <= 1.34 for o, s in zip(output, strides))
 
 
 def _neck_fix(neck: nn.Module, in_strides: Sequence[int], declared) -> Optional[Dict[str, int]]:
