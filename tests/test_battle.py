@@ -63,6 +63,10 @@ def test_battle_with_and_without_metrics(tmp_path):
     assert rows[0]['metrics'] == {} and rows[1]['metrics']['bbox_mAP'] == 0.5
     assert (out / 'battle.png').stat().st_size > 5000
     assert json.loads((out / 'battle.json').read_text())['results'][1]['num_backbones'] == 2
+    # the latencies: one thread, CPU time, 3 alternating rounds of --repeat runs each, the minimum reported
+    latency = rows[1]['latency']
+    assert (latency['timer'], latency['threads'], latency['rounds'], len(latency['times_s'])) == ('cpu', 1, 3, 3)
+    assert latency['min_s'] == min(latency['times_s']) and 'Latency ratios to r18_k1: r18_k2' in md
     # No metrics anywhere: a cost-only table and plot, and it says so.
     out2 = tmp_path / 'out2'
     battle.main(cfgs[:1] + [
@@ -77,22 +81,13 @@ def test_battle_with_and_without_metrics(tmp_path):
     assert (out2 / 'battle.png').exists()
 
 
-def test_battle_latency_alternates_rounds_with_one_thread_and_cpu_time_by_default(tmp_path):
+def test_battle_latency_takes_threads_and_timer(tmp_path):
     path = tmp_path / 'r18.py'
     path.write_text(f"model = {TINY_RESNET}\n")
-    common = ['--out', str(tmp_path / 'out'), '--shape', '64', '64', '--warmup', '0', '--repeat', '2']
+    args = ['--out', str(tmp_path / 'out'), '--shape', '64', '64', '--warmup', '0', '--repeat', '2', '--rounds', '1']
     before = torch.get_num_threads()
     try:
-        latency = battle.main([str(path)] + common + ['--rounds', '2'])[0]['latency']
-        assert (latency['timer'], latency['threads'], latency['rounds'], len(latency['times_s'])) == ('cpu', 1, 2, 4)
-        assert latency['min_s'] == min(latency['times_s'])
-        latency = battle.main([str(path)] + common +
-                              ['--rounds', '1', '--timer', 'wall', '--threads', '2'])[0]['latency']
-        assert (latency['timer'], latency['threads'], len(latency['times_s'])) == ('wall', 2, 2)
+        latency = battle.main([str(path)] + args + ['--timer', 'wall', '--threads', '1'])[0]['latency']
+        assert (latency['timer'], latency['threads'], len(latency['times_s'])) == ('wall', 1, 2)
     finally:
         torch.set_num_threads(before)
-
-
-def test_bad_metrics_argument_names_the_expected_form():
-    with pytest.raises(ValueError, match='CONFIG=PATH'):
-        battle.parse_metric_paths(['just_a_path.log'])
