@@ -65,8 +65,8 @@ def choose_threads(requested: Optional[int] = None,
         return default, "this tool's default on CPU"
     cores = usable_cores() if cores is None else cores
     chosen = free_cores(cores, load)
-    load_text = f'{load:.1f}' if load is not None else 'the load average'
-    return chosen, f'{chosen} of {cores} cores free at start ({load_text})'
+    load_text = f', load average {load:.1f}' if load is not None else ''
+    return chosen, f'{chosen} of {cores} cores free at start{load_text}'
 
 
 def configure_cpu_threads(requested: Optional[int] = None,
