@@ -23,6 +23,7 @@ def test_mmdet_analyze_logs_plots_assisting_losses(tmp_path):
     data_root = make_tiny_toy(str(tmp_path / 'toy'))
     cfg = Config.fromfile(write_tiny_config(str(tmp_path / 'dual.py'), data_root, base=DUAL_TOY, max_iters=2))
     cfg.work_dir = str(tmp_path / 'run')
+    cfg.visualizer.name = f'analyze_logs_{tmp_path.name}'  # mmengine reuses a visualizer of the same name
     Runner.from_cfg(cfg).train()
     log = glob.glob(osp.join(cfg.work_dir, '*', 'vis_data', 'scalars.json'))[0]
     out = str(tmp_path / 'losses.png')

@@ -1,10 +1,11 @@
 """How many CPU threads torch uses in cbnet's tools (``--threads``), on CPU runs only.
 
 Why: torch starts one intra-op thread per core and its OpenMP threads spin-wait for each other. When other
-jobs share the cores, a thread that is descheduled stalls all the others: on a 2-core machine at load 3-4, a
-toy training iteration took 3.0 s with torch's 2 threads and 0.21 s with one. On a quiet machine the second
-thread helps (0.15 vs 0.20 s). So the default takes only the cores that are free when the tool starts
-(``os.getloadavg``); ``--threads N`` or ``OMP_NUM_THREADS`` decide instead when given. GPU runs are left alone.
+jobs share the cores, a thread that is descheduled stalls all the others: on a 2-core machine at load 10-14, a
+training iteration of the demo model took 24.0 s with torch's 2 threads and 2.7 s with one
+(``benchmarks/cpu_threads.py``). On a quiet machine the second thread helps. So the default takes only the cores
+that are free when the tool starts (``os.getloadavg``); ``--threads N`` or ``OMP_NUM_THREADS`` decide instead
+when given. GPU runs are left alone.
 """
 import argparse
 import logging
