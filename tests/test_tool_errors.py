@@ -104,6 +104,7 @@ def test_composite_backbone_offline_pretrained_says_what_to_do(monkeypatch, tmp_
     assert str(tmp_path / 'torch_home') in msg  # where torch looks for a copy first
 
 
+@pytest.mark.slow
 def test_train_tool_plain_backbone_unreachable_pretrained(tiny, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     url = 'http://127.0.0.1:9/r18.pth'  # nothing listens on the discard port: refused at once
