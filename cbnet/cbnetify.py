@@ -62,7 +62,7 @@ def cbnetify_delta(cfg: Config,
     if not isinstance(model, dict) or 'type' not in model:
         raise CBNetifyError('the config has no `model=dict(type=...)`: give a detector config (e.g. '
                             'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py).')
-    _check_arguments(num_backbones, composition, assist_weight, del_stages)
+    composition = _check_arguments(num_backbones, composition, assist_weight, del_stages)
     cb_type = _cb_detector_type(model)
     inner = _inner_backbone(model)
     backbone_cls = _backbone_class(inner)
@@ -116,11 +116,17 @@ def cbnetify(cfg: Config,
 
 
 # -- checks ------------------------------------------------------------------------------------------------------
-def _check_arguments(num_backbones, composition, assist_weight, del_stages) -> None:
+def _check_arguments(num_backbones, composition, assist_weight, del_stages) -> str:
+    """Raise for bad arguments; returns the composition's registered name (given in any case)."""
     from cbnet.models.backbones import COMPOSITIONS
+    from cbnet.models.backbones.compositions import composition_name
     if not isinstance(num_backbones, int) or isinstance(num_backbones, bool) or num_backbones < 2:
         raise CBNetifyError(f'num_backbones must be an int >= 2 (2 = Dual, 3 = Triple), got {num_backbones!r}.')
-    if not isinstance(composition, str) or composition not in COMPOSITIONS.module_dict:
+    try:
+        registered = composition_name(composition) if isinstance(composition, str) else None
+    except KeyError:
+        registered = None
+    if registered is None:
         raise CBNetifyError(f'unknown composition {composition!r}; choose one of '
                             f'{", ".join(sorted(COMPOSITIONS.module_dict))} (DHLC is the CBNetV2 default).')
     if assist_weight is not None:
@@ -131,6 +137,7 @@ def _check_arguments(num_backbones, composition, assist_weight, del_stages) -> N
                                 f'(one per assisting branch), got {assist_weight!r}.')
     if del_stages is not None and (not isinstance(del_stages, int) or del_stages < 0):
         raise CBNetifyError(f'del_stages must be an int >= 0, got {del_stages!r}.')
+    return registered
 
 
 def _registered(type_name: str):

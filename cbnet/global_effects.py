@@ -55,8 +55,10 @@ def register_config_package() -> bool:
     lookup = mmengine_config.get_installed_path
     if getattr(lookup, 'cbnet_wrapped', False):
         return True
+    from .utils.configs import quiet_pkg_resources
     try:
-        found = osp.realpath(lookup(SCOPE))
+        with quiet_pkg_resources():  # mmengine's lookup imports setuptools' deprecated pkg_resources
+            found = osp.realpath(lookup(SCOPE))
     except Exception:  # noqa: BLE001 - any failure of mmengine's lookup means it needs help
         found = None
     if found == osp.realpath(PACKAGE_DIR):

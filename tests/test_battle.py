@@ -4,6 +4,7 @@ import os
 import time
 
 import pytest
+import torch
 
 from cbnet.analysis.metrics import find_metrics
 from cbnet.testing import load_tool
@@ -62,6 +63,10 @@ def test_battle_with_and_without_metrics(tmp_path):
     assert rows[0]['metrics'] == {} and rows[1]['metrics']['bbox_mAP'] == 0.5
     assert (out / 'battle.png').stat().st_size > 5000
     assert json.loads((out / 'battle.json').read_text())['results'][1]['num_backbones'] == 2
+    # the latencies: one thread, CPU time, 3 alternating rounds of --repeat runs each, the minimum reported
+    latency = rows[1]['latency']
+    assert (latency['timer'], latency['threads'], latency['rounds'], len(latency['times_s'])) == ('cpu', 1, 3, 3)
+    assert latency['min_s'] == min(latency['times_s']) and 'Latency ratios to r18_k1: r18_k2' in md
     # No metrics anywhere: a cost-only table and plot, and it says so.
     out2 = tmp_path / 'out2'
     battle.main(cfgs[:1] + [
@@ -69,10 +74,20 @@ def test_battle_with_and_without_metrics(tmp_path):
         str(out2), '--shape', '64', '64', '--warmup', '0', '--repeat', '1', '--work-dirs',
         str(tmp_path / 'none')
     ])
-    assert 'cost only' in (out2 / 'battle.md').read_text()
+    md2 = (out2 / 'battle.md').read_text()
+    assert 'cost only' in md2
+    assert f"looked in {tmp_path / 'none' / 'r18_k1'}/" in md2  # where, and how to point it elsewhere
+    assert '--metrics CONFIG=PATH' in md2 and '`--metrics r18_k1=work_dirs/demo`' in md2
     assert (out2 / 'battle.png').exists()
 
 
-def test_bad_metrics_argument_names_the_expected_form():
-    with pytest.raises(ValueError, match='CONFIG=PATH'):
-        battle.parse_metric_paths(['just_a_path.log'])
+def test_battle_latency_takes_threads_and_timer(tmp_path):
+    path = tmp_path / 'r18.py'
+    path.write_text(f"model = {TINY_RESNET}\n")
+    args = ['--out', str(tmp_path / 'out'), '--shape', '64', '64', '--warmup', '0', '--repeat', '2', '--rounds', '1']
+    before = torch.get_num_threads()
+    try:
+        latency = battle.main([str(path)] + args + ['--timer', 'wall', '--threads', '1'])[0]['latency']
+        assert (latency['timer'], latency['threads'], len(latency['times_s'])) == ('wall', 1, 2)
+    finally:
+        torch.set_num_threads(before)

@@ -159,3 +159,29 @@ def test_result_files_and_run_record(tmp_path):
     assert written['config'] == 'configs/x.py' and written['value'] == 1.5
     with open(md_path) as f:
         assert f.read().startswith('# Example\n')
+
+
+def test_train_worker_progress_names_the_config_and_the_table_names_its_memory(configs, monkeypatch, capsys):
+    """An in-memory config is dumped to 'config.py' for the worker: its progress lines still name the config;
+    the table says which memory it shows (whole peak vs what the step added)."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from cbnet.analysis import format_table
+    from cbnet.analysis.train_step import run_worker
+
+    specs = []
+    monkeypatch.setattr(
+        subprocess, 'run',
+        lambda cmd, **kw: specs.append(json.loads(cmd[-1])) or SimpleNamespace(stdout='', stderr='', returncode=1))
+    cfg = load_config(configs['dual'])
+    with pytest.raises(RuntimeError):
+        measure_train_step(cfg, (64, 64), 'cpu', batch_size=1, warmup=0, repeat=1, verbose=False)
+    assert specs[0]['config'].endswith('config.py') and specs[0]['name'] == 'dual.py'
+    monkeypatch.undo()
+    result = run_worker(dict(specs[0], config=configs['dual'], threads=1))
+    assert capsys.readouterr().err.splitlines()[0].startswith('dual.py: train warm-up')
+    table = format_table([dict(config='dual.py', params=dict(total=1), train=result)]).splitlines()
+    assert table[0].endswith('| train peak mem (MiB) | train step +mem (MiB) |')
+    peak, added = (float(c) for c in table[2].strip(' |').split(' | ')[-2:])
+    assert peak == round(result['peak_rss_bytes'] / 2**20) and peak > added  # the peak holds the runtime too

@@ -311,9 +311,10 @@ def test_tools_test_with_truncated_checkpoint(tiny, checkpoint_file):
 def test_registry_keyerror_gets_the_custom_imports_hint():
     with pytest.raises(KeyError) as e:  # the message users see when cbnet is not imported
         MODELS.build(dict(type='CBFasterRCNNN'))
-    hint = registry_hint(e.value, registry_names=MODELS.module_dict)
+    without_cbnet = [name for name in MODELS.module_dict if name != 'CBNet']
+    hint = registry_hint(e.value, registry_names=without_cbnet)
     assert "custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)" in hint
-    assert 'Did you mean: CBFasterRCNN' in hint
+    assert hint.startswith('Did you mean: CBFasterRCNN')
     assert registry_hint(KeyError('img_path')) is None  # other KeyErrors are left alone
 
 

@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 # reliability (cbnet/engine): checkpoint checks (official CBNetV2 keys, no backbone weights), registry hints
-from cbnet.engine.tools_support import explain_registry_errors, load_config, prepare_config
+from cbnet.engine.tools_support import (add_tool_arguments, configure_cpu_threads, load_config, preflight_build,
+                                        prepare_config, tool_errors)
 from cbnet.utils import setup_cpu_distributed
 
 
@@ -56,6 +57,7 @@ def parse_args():
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_tool_arguments(parser)  # cbnet: --threads (CPU runs), --debug
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -64,6 +66,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    configure_cpu_threads(args.threads)  # CPU runs: free cores, OMP_NUM_THREADS or --threads
 
     # Reduce the number of repeated compilations and improve
     # testing speed.
@@ -116,7 +119,9 @@ def main():
     # cbnet reliability hooks (CheckpointCompatibilityHook)
     prepare_config(cfg, training=False)
 
-    with explain_registry_errors():  # "X is not in the mmdet::model registry" -> the fix
+    # cbnet's own errors (and unknown types, unreachable pretrained weights) as one message; --debug: traceback
+    with tool_errors(cfg, args.debug):
+        preflight_build(cfg)  # configuration errors before the Runner's config dump
         # build the runner from config
         if 'runner_type' not in cfg:
             # build the default runner

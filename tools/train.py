@@ -12,7 +12,8 @@ from mmengine.runner import Runner
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 # reliability (cbnet/engine): NaN/inf loss guard, checkpoint checks, atomic checkpoints, safe auto-resume
-from cbnet.engine.tools_support import explain_registry_errors, load_config, prepare_config, resolve_auto_resume
+from cbnet.engine.tools_support import (add_tool_arguments, configure_cpu_threads, load_config, preflight_build,
+                                        prepare_config, resolve_auto_resume, tool_errors)
 from cbnet.utils import check_amp_supported, setup_cpu_distributed
 
 
@@ -46,6 +47,7 @@ def parse_args():
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_tool_arguments(parser)  # cbnet: --threads (CPU runs), --debug
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -55,6 +57,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    configure_cpu_threads(args.threads)  # CPU runs: free cores, OMP_NUM_THREADS or --threads
     if args.amp:
         check_amp_supported()
 
@@ -95,7 +98,9 @@ def main():
     # cbnet reliability hooks (NonFiniteLossHook, CheckpointCompatibilityHook, AtomicCheckpointHook)
     prepare_config(cfg, training=True)
 
-    with explain_registry_errors():  # "X is not in the mmdet::model registry" -> the fix
+    # cbnet's own errors (and unknown types, unreachable pretrained weights) as one message; --debug: traceback
+    with tool_errors(cfg, args.debug):
+        preflight_build(cfg)  # configuration errors before the Runner's config dump
         # build the runner from config
         if 'runner_type' not in cfg:
             # build the default runner

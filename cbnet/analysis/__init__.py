@@ -21,7 +21,7 @@ from .memory import GIB, peak_rss_bytes, peak_since_reset, reset_cpu_peak, reset
 from .models import ConfigLike, backbone_of, build_model, config_label, is_detector, load_config, num_backbones
 from .params import count_params
 from .report import collect_stats, format_table, progress_printer, uncounted_note
-from .timing import TIMERS, default_timer, measure_latency, median_time, sync, time_once
+from .timing import TIMERS, alternating_times, default_timer, measure_latency, median_time, predict_fn, sync, time_once
 from .train_step import measure_train_step, measure_train_step_inprocess, train_step_fn
 
 __all__ = [
@@ -29,8 +29,8 @@ __all__ = [
     'is_detector', 'backbone_of', 'num_backbones', 'ConfigLike', 'make_batch', 'num_classes', 'ground_truth_kind',
     'flatten_tensors', 'TensorForward', 'count_params', 'count_flops', 'count_flops_module', 'trace_flops',
     'FLOP_CONVENTION', 'EXTRA_OP_HANDLES', 'DeformableAttentionCounter', 'split_by_module', 'branch_containers',
-    'TIMERS', 'sync', 'default_timer', 'time_once', 'median_time', 'measure_latency', 'reset_peak', 'peak_since_reset',
-    'reset_cpu_peak', 'peak_rss_bytes', 'GIB', 'train_step_fn', 'measure_train_step', 'measure_train_step_inprocess',
-    'environment', 'versions_line', 'write_results', 'start_run', 'run_record', 'markdown_header', 'composite_variants',
-    'compare_train_steps', 'supports_option'
+    'TIMERS', 'sync', 'default_timer', 'time_once', 'median_time', 'measure_latency', 'alternating_times', 'predict_fn',
+    'reset_peak', 'peak_since_reset', 'reset_cpu_peak', 'peak_rss_bytes', 'GIB', 'train_step_fn', 'measure_train_step',
+    'measure_train_step_inprocess', 'environment', 'versions_line', 'write_results', 'start_run', 'run_record',
+    'markdown_header', 'composite_variants', 'compare_train_steps', 'supports_option'
 ]

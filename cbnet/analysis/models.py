@@ -9,7 +9,7 @@ from typing import Optional, Union
 import torch.nn as nn
 from mmengine.config import Config
 
-from ..utils.configs import resolve_config_path, strip_pretrained
+from ..utils.configs import load_config_file, strip_pretrained
 
 ConfigLike = Union[str, Config]
 
@@ -24,7 +24,7 @@ def load_config(config: ConfigLike, cfg_options: Optional[dict] = None) -> Confi
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
-        cfg = Config.fromfile(resolve_config_path(config))
+        cfg = load_config_file(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:

@@ -66,15 +66,21 @@ def _g(x: Optional[float], scale: float, fmt: str) -> str:
 
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
-    """A markdown table, one row per config."""
+    """A markdown table, one row per config.
+
+    Training memory, two columns: ``train peak mem`` is the whole peak (CUDA: ``max_memory_allocated``, weights
+    included; CPU: the peak resident set size of the measuring process during the step, which also holds the
+    Python runtime and libraries); ``train step +mem`` is how much the step added over what was held before it
+    (activations, gradients, temporaries).
+    """
     header = [
         'config', 'K', 'params (M)', 'backbone (M)', 'GFLOPs', 'backbone GFLOPs', 'latency (ms)', 'train step (s)',
-        'train peak mem (MiB)'
+        'train peak mem (MiB)', 'train step +mem (MiB)'
     ]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
         fl, tr, lat = r.get('flops', {}), r.get('train', {}), r.get('latency', {})
-        mem = tr.get('peak_mem_bytes', tr.get('peak_mem_increase_bytes'))
+        mem = tr.get('peak_mem_bytes', tr.get('peak_rss_bytes'))
         cells = [
             osp.basename(r['config']),
             str(r.get('num_backbones', 1)),
@@ -84,7 +90,8 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
             _g(fl.get('backbone'), 1e9, '.1f'),
             _g(lat.get('median_s'), 1e-3, '.0f'),
             _g(tr.get('median_s'), 1, '.2f'),
-            _g(mem, 2**20, '.0f')
+            _g(mem, 2**20, '.0f'),
+            _g(tr.get('peak_mem_increase_bytes'), 2**20, '.0f')
         ]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

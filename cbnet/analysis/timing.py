@@ -2,7 +2,9 @@
 
 On a CPU machine shared with other jobs, wall time mostly measures the other jobs; the CPU time of a
 single-threaded run (``torch.set_num_threads(1)``) counts this process' work (cache and memory-bandwidth
-contention still leak in, so take the minimum over runs or rounds).
+contention still leak in, so take the minimum over runs or rounds). :func:`alternating_times` compares several
+functions (e.g. the latency of a single and a Dual detector) in alternating rounds, so that a load change hits
+all of them alike.
 """
 import statistics
 import time
@@ -60,14 +62,35 @@ def median_time(fn: Callable[[], Any],
         timer=timer)
 
 
-def measure_latency(model: nn.Module,
-                    batch: dict,
-                    device: str,
-                    warmup: int,
-                    repeat: int,
-                    progress: Progress = None,
-                    timer: str = 'wall') -> Dict[str, Any]:
-    """Eval-mode ``predict`` (post-processing included, data loading and preprocessing not) of ``batch``."""
+def alternating_times(fns: Dict[str, Callable[[], Any]],
+                      device: str,
+                      rounds: int = 3,
+                      warmup: int = 1,
+                      repeat: int = 3,
+                      timer: str = 'wall',
+                      progress: Optional[Callable[[str, str], None]] = None) -> Dict[str, Dict[str, Any]]:
+    """Time every function of ``fns`` ``repeat`` times per round, the functions alternating, over ``rounds``
+    rounds (after ``warmup`` untimed runs each). Per name: ``min_s`` (the least disturbed run, what ratios
+    should use), ``median_s``, ``times_s``, ``timer``, ``rounds``."""
+    for name, fn in fns.items():
+        for i in range(warmup):
+            if progress:
+                progress(name, f'latency warm-up {i + 1}/{warmup}')
+            fn()
+    times: Dict[str, list] = {name: [] for name in fns}
+    for r in range(rounds):
+        for name, fn in fns.items():
+            if progress:
+                progress(name, f'latency round {r + 1}/{rounds}')
+            times[name] += [time_once(fn, device, timer) for _ in range(repeat)]
+    return {
+        name: dict(min_s=min(t), median_s=statistics.median(t), times_s=t, timer=timer, rounds=rounds, repeat=repeat)
+        for name, t in times.items() if t
+    }
+
+
+def predict_fn(model: nn.Module, batch: dict) -> Callable[[], None]:
+    """Eval-mode ``predict`` of ``batch`` without gradients (what latency measures)."""
     model.eval()
 
     def run() -> None:
@@ -77,4 +100,15 @@ def measure_latency(model: nn.Module,
             else:
                 model(batch['inputs'])
 
-    return median_time(run, warmup, repeat, device, progress, 'latency', timer)
+    return run
+
+
+def measure_latency(model: nn.Module,
+                    batch: dict,
+                    device: str,
+                    warmup: int,
+                    repeat: int,
+                    progress: Progress = None,
+                    timer: str = 'wall') -> Dict[str, Any]:
+    """Eval-mode ``predict`` (post-processing included, data loading and preprocessing not) of ``batch``."""
+    return median_time(predict_fn(model, batch), warmup, repeat, device, progress, 'latency', timer)

@@ -115,7 +115,8 @@ def measure_train_step(config: ConfigLike,
             warmup=warmup,
             repeat=repeat,
             timer=timer,
-            threads=threads)
+            threads=threads,
+            name=os.path.basename(config_label(config)))
         proc = subprocess.run([sys.executable, '-m', WORKER_MODULE,
                                json.dumps(spec)],
                               env=cpu_measurement_env(),
@@ -134,7 +135,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     if spec.get('threads'):
         torch.set_num_threads(int(spec['threads']))
     cfg = load_config(spec['config'], spec.get('cfg_options'))
-    name = os.path.basename(str(spec['config']))
+    name = spec.get('name') or os.path.basename(str(spec['config']))
 
     def progress(msg: str) -> None:
         print(f'{name}: {msg}', file=sys.stderr, flush=True)

@@ -26,10 +26,10 @@ def build_target_model(config):
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
 
-    from ..utils.configs import resolve_config_path, strip_pretrained
+    from ..utils.configs import load_config_file, strip_pretrained
 
     register_all_modules(init_default_scope=True)
-    cfg = config if isinstance(config, Config) else Config.fromfile(resolve_config_path(config))
+    cfg = config if isinstance(config, Config) else load_config_file(config)
     model_cfg = cfg.model.copy()
     strip_pretrained(model_cfg)
     return MODELS.build(model_cfg)

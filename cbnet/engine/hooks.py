@@ -22,7 +22,7 @@ from mmengine.model import is_model_wrapper
 
 from ..converters.single_to_cb import (describe_expansion, expand_single_state_dict, is_composite_state_dict,
                                        is_single_backbone_state_dict)
-from ..utils.compat_checks import check_checkpoint_fits_model, check_neck_matches_backbone
+from ..utils.compat_checks import check_checkpoint_fits_model, check_neck_matches_backbone, check_pyramid_strides
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -128,6 +128,7 @@ class CheckpointCompatibilityHook(Hook):
         model = getattr(model, 'module', model)  # a test-time augmentation model wraps the detector
         if hasattr(model, 'backbone'):
             check_neck_matches_backbone(model.backbone, getattr(model, 'neck', None))
+            check_pyramid_strides(model)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not isinstance(checkpoint, dict):

@@ -2,6 +2,10 @@
 
 * :func:`check_neck_matches_backbone`: the neck's ``in_channels`` against what a composite backbone returns
   (today the mismatch surfaces as a conv shape error in the first forward pass, or a bare ``AssertionError``).
+* :func:`check_pyramid_strides`: the strides of the feature maps the neck outputs (backbone strides of the
+  ``out_indices``, the neck's ``start_level``, ``num_outs`` and extra levels) against the strides the heads
+  declare (anchor/point generators, RoI extractors' ``featmap_strides``). A mismatch trains without any error:
+  anchors of the wrong size, RoIs pooled from the wrong level.
 * :func:`check_checkpoint_fits_model`: ``load_from`` (and ``tools/test.py CONFIG CKPT``) loads non-strictly, so
   an official CBNetV2 checkpoint (``backbone.cb_modules.*``) or one of another architecture would load a few
   matching tensors and train or evaluate a mostly random model, logging just a warning. Both become errors:
@@ -11,6 +15,7 @@
 * :func:`registry_hint`: what to add to the config when mmengine says ``X is not in the mmdet::model registry``.
 """
 import difflib
+import inspect
 import re
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -20,6 +25,7 @@ CONVERTER = 'tools/model_converters/cbnetv2_to_cbnet.py'
 CUSTOM_IMPORTS = "custom_imports = dict(imports=['cbnet'], allow_failed_imports=False)"
 OFFICIAL_MARKERS = ('backbone.cb_modules.', 'backbone.cb_linears.')
 SINGLE_TO_CB = 'tools/model_converters/single_to_cb.py'
+CBNET_MARKER_TYPE = 'CBNet'  # in the model registry once cbnet is imported
 _NOT_REGISTERED = re.compile(r'`?(?P<name>[\w.]+)`? is not in the (?P<registry>[\w.]+::[\w.]+|[\w.]+) registry')
 
 
@@ -63,6 +69,164 @@ def check_neck_matches_backbone(backbone: nn.Module, neck: Optional[nn.Module]) 
         f'({type(backbone).__name__} of {inner}, out_indices={out_indices}) returns channels {expected} '
         f'(its stages have {widths}). Set neck in_channels={expected}, or change the backbone out_indices so '
         'that they select the stages the neck expects.')
+
+
+def backbone_out_strides(backbone: nn.Module) -> Optional[List[int]]:
+    """Strides of the feature maps a composite backbone returns (measured when it is built), or None."""
+    strides = getattr(backbone, 'stage_strides', None)
+    out_indices = getattr(backbone, 'out_indices', None)
+    if strides is None or out_indices is None:
+        return None
+    return [int(strides[i]) for i in out_indices]
+
+
+def _fpn_strides(in_strides: Sequence[int], start_level: int, end_level: int, num_outs: int) -> List[int]:
+    """mmdet's FPN: inputs ``start_level..end_level-1``, then ``num_outs - used`` extra levels of stride 2."""
+    used = list(in_strides[start_level:end_level])
+    return used + [used[-1] * 2**(k + 1) for k in range(num_outs - len(used))] if used else []
+
+
+def neck_output_strides(neck: Optional[nn.Module], in_strides: Sequence[int]) -> Optional[List[int]]:
+    """The strides of the maps ``neck`` outputs for inputs at ``in_strides``; None for necks without a rule.
+
+    Rules: FPN and its subclasses (PAFPN, ...), ChannelMapper (its extra convs have stride 2), and the PAFPNs
+    of YOLOX/RTMDet (one output per input). No neck: the heads read the backbone.
+    """
+    from mmdet.models.necks import FPN, YOLOXPAFPN, ChannelMapper, CSPNeXtPAFPN
+    in_strides = list(in_strides)
+    if neck is None:
+        return in_strides
+    if isinstance(neck, FPN):
+        return _fpn_strides(in_strides, neck.start_level, neck.backbone_end_level, neck.num_outs)
+    if isinstance(neck, ChannelMapper):
+        extra = len(neck.extra_convs) if neck.extra_convs is not None else 0
+        return in_strides + [in_strides[-1] * 2**(k + 1) for k in range(extra)]
+    if isinstance(neck, (YOLOXPAFPN, CSPNeXtPAFPN)):
+        return in_strides
+    return None
+
+
+def _generator_strides(head: nn.Module) -> Optional[List[int]]:
+    generator = getattr(head, 'prior_generator', None)
+    strides = getattr(generator, 'strides', None)
+    if not strides:
+        return None
+    return [_number(s[0] if isinstance(s, (tuple, list)) else s) for s in strides]
+
+
+def _number(stride) -> float:
+    """A stride as declared: YOLACT's anchor strides are fractions (550 / 69 = 7.97...)."""
+    value = float(stride)
+    return int(value) if value.is_integer() else round(value, 2)
+
+
+def _head_stride_key(head: nn.Module, prefix: str) -> str:
+    """The config key that sets a dense head's strides (anchor heads: anchor_generator; point heads: strides)."""
+    params = set()
+    for cls in type(head).__mro__:  # subclasses pass most arguments on through **kwargs (RPNHead)
+        if '__init__' in vars(cls):
+            params.update(inspect.signature(cls.__init__).parameters)
+    if 'anchor_generator' in params:
+        return f'{prefix}.anchor_generator.strides'
+    if 'prior_generator' in params:
+        return f'{prefix}.prior_generator.strides'
+    return f'{prefix}.strides'
+
+
+def declared_strides(detector: nn.Module) -> List[Tuple[str, str, List[int], bool]]:
+    """What the heads assume: ``(what, config key, strides, whole)``; ``whole``: the head reads every level
+    (dense heads), else only the first ``len(strides)`` (RoI extractors)."""
+    found = []
+    for name in ('rpn_head', 'bbox_head'):
+        head = getattr(detector, name, None)
+        strides = _generator_strides(head) if head is not None else None
+        if strides:
+            found.append(
+                (f"{name}'s {type(head.prior_generator).__name__}", _head_stride_key(head,
+                                                                                     f'model.{name}'), strides, True))
+    roi_head = getattr(detector, 'roi_head', None)
+    for name in ('bbox_roi_extractor', 'mask_roi_extractor'):
+        extractor = getattr(roi_head, name, None) if roi_head is not None else None
+        stages = list(extractor) if isinstance(extractor, nn.ModuleList) else [extractor]
+        for i, stage in enumerate(stages):
+            strides = getattr(stage, 'featmap_strides', None)
+            if strides:
+                suffix = f'[{i}]' if isinstance(extractor, nn.ModuleList) else ''
+                found.append(
+                    (f'roi_head.{name}{suffix}', f'model.roi_head.{name}.featmap_strides', [int(s)
+                                                                                            for s in strides], False))
+    return found
+
+
+def _fits(output: Sequence[int], strides: Sequence[float], whole: bool) -> bool:
+    """Same number of levels (dense heads) and each stride within 25% (approximate declarations like YOLACT's
+    pass; reading from a neighbouring level is off by a factor of 2)."""
+    if (len(output) != len(strides)) if whole else len(output) < len(strides):
+        return False
+    return all(0.75 <= s / o <= 1.34 for o, s in zip(output, strides))
+
+
+def _neck_fix(neck: nn.Module, in_strides: Sequence[int], declared) -> Optional[Dict[str, int]]:
+    """FPN ``start_level``/``num_outs`` under which the neck outputs what every head declares, if any."""
+    from mmdet.models.necks import FPN
+    if not isinstance(neck, FPN):
+        return None
+    wanted = [len(s) for _, _, s, whole in declared if whole] or [neck.num_outs]
+    end = neck.backbone_end_level
+    for start in range(end):
+        for num_outs in sorted(set(wanted + [neck.num_outs])):
+            out = _fpn_strides(in_strides, start, end, num_outs)
+            if num_outs >= end - start and all(_fits(out, s, whole) for _, _, s, whole in declared):
+                return dict(start_level=start, num_outs=num_outs)
+    return None
+
+
+def check_pyramid_strides(detector: nn.Module) -> None:
+    """Raise ``ValueError`` if the neck's output strides differ from those the heads declare.
+
+    The backbone strides are known for composite backbones (measured when built); necks without a rule in
+    :func:`neck_output_strides` and heads without declared strides are not checked.
+    """
+    backbone = getattr(detector, 'backbone', None)
+    in_strides = backbone_out_strides(backbone) if backbone is not None else None
+    neck = getattr(detector, 'neck', None) if getattr(detector, 'with_neck', False) else None
+    if in_strides is None or isinstance(neck, nn.ModuleList):
+        return
+    output = neck_output_strides(neck, in_strides)
+    declared = declared_strides(detector)
+    if not output or not declared:
+        return
+    wrong = [d for d in declared if not _fits(output, d[2], d[3])]
+    if not wrong:
+        return
+    inner = type(backbone.branches[0]).__name__ if hasattr(backbone, 'branches') else type(backbone).__name__
+    if neck is None:
+        neck_text = 'there is no neck, so the heads read them directly'
+    else:
+        levels = ', '.join(f'{k}={getattr(neck, k)}' for k in ('start_level', 'num_outs', 'add_extra_convs')
+                           if hasattr(neck, k))
+        neck_text = f'the neck ({type(neck).__name__}{", " + levels if levels else ""}) outputs strides {output}'
+    claims = '; '.join(f'{what} declares {strides}' for what, _, strides, _ in wrong)
+    fixes = []
+    neck_fix = _neck_fix(neck, in_strides, declared) if neck is not None else None
+    if neck_fix:
+        changes = {k: v for k, v in neck_fix.items() if getattr(neck, k) != v}
+        fixes.append("make the neck output the heads' strides: --cfg-options " + ' '.join(f'model.neck.{k}={v}'
+                                                                                          for k, v in changes.items()))
+    keys = {}
+    for what, key, strides, whole in declared:
+        keys.setdefault(key, output if whole else output[:len(strides)])
+    fixes.append("make the heads declare the neck's strides: --cfg-options " + ' '.join(f'"{k}={_list_text(v)}"'
+                                                                                        for k, v in keys.items()))
+    raise ValueError(
+        f'The feature pyramid does not have the strides the heads assume: the backbone ({type(backbone).__name__} '
+        f'of {inner}, out_indices={tuple(backbone.out_indices)}) returns strides {in_strides}, {neck_text}, but '
+        f'{claims}. Anchors would have the wrong sizes and RoIs would be pooled from the wrong levels. Either ' +
+        ', or '.join(fixes) + ' (the same keys in the config).')
+
+
+def _list_text(values: Sequence[int]) -> str:
+    return '[' + ','.join(str(v) for v in values) + ']'
 
 
 def _strip(key: str, prefixes: Iterable[str] = ('module.', )) -> str:
@@ -228,21 +392,27 @@ def _backbone_refusal(what: str, model: nn.Module, keys: Mapping, backbone: Cove
 
 
 def registry_hint(error: BaseException, registry_names: Optional[Iterable[str]] = None) -> Optional[str]:
-    """The fix for mmengine's ``X is not in the mmdet::model registry`` KeyError, or None for other errors."""
+    """The fix for mmengine's ``X is not in the mmdet::model registry`` KeyError, or None for other errors.
+
+    Close matches come first (a typo is the usual cause once cbnet is imported); the custom_imports advice only
+    when cbnet's types are really missing from ``registry_names`` (or the names are not known).
+    """
     match = _NOT_REGISTERED.search(str(error))
     if match is None:
         return None
     name = match.group('name')
+    names = list(registry_names) if registry_names is not None else None
     lines = []
-    if name.startswith('CB'):
+    if names is not None:
+        close = difflib.get_close_matches(name.rpartition('.')[2], names, n=3, cutoff=0.75)
+        if close and name not in close:
+            lines.append(f'Did you mean: {", ".join(close)}?')
+    cbnet_missing = names is None or CBNET_MARKER_TYPE not in names
+    if name.rpartition('.')[2].startswith('CB') and cbnet_missing:
         lines.append(f'{name} is a cbnet type: cbnet registers its modules when it is imported. Add\n    '
                      f'{CUSTOM_IMPORTS}\nto the config (mmdet\'s own tools and scripts that build models from '
                      'configs need it; cbnet\'s tools/train.py and tools/test.py import cbnet themselves), and '
                      'check that `python -c "import cbnet"` works (pip install -e . in the cbnet repo).')
-    if registry_names is not None:
-        close = difflib.get_close_matches(name, list(registry_names), n=3, cutoff=0.75)
-        if close and name not in close:
-            lines.append(f'Did you mean: {", ".join(close)}?')
     return '\n'.join(lines) or None
 
 

@@ -3,11 +3,36 @@
 ``Config.fromfile`` only accepts file paths, while configs and users say ``mmdet::faster_rcnn/x.py`` (the
 configs an OpenMMLab package ships under ``<package>/.mim/configs``). Every cbnet tool accepts both.
 """
+import contextlib
 import importlib.util
 import os.path as osp
-from typing import Any, Optional
+import warnings
+from typing import Any, Iterator, Optional
 
 PACKAGE_SEP = '::'
+#: setuptools' warning when mmengine's package lookup imports (and reloads) pkg_resources
+PKG_RESOURCES_DEPRECATION = r'pkg_resources is deprecated as an API'
+
+
+@contextlib.contextmanager
+def quiet_pkg_resources() -> Iterator[None]:
+    """Silence setuptools' ``pkg_resources is deprecated`` UserWarning inside the block, nothing else.
+
+    mmengine 0.10's lookup of ``mmdet::``/``cbnet::`` configs imports and reloads ``pkg_resources``, which
+    warned five times per tool run; the stack pins setuptools < 81, so there is nothing for a user to do.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=PKG_RESOURCES_DEPRECATION, category=UserWarning)
+        yield
+
+
+def load_config_file(name: str):
+    """``Config.fromfile`` of a path or ``package::path`` name (see :func:`resolve_config_path`), without
+    pkg_resources' deprecation warnings."""
+    from mmengine.config import Config
+    path = resolve_config_path(name)
+    with quiet_pkg_resources():
+        return Config.fromfile(path)
 
 
 def package_config_dir(package: str) -> Optional[str]:

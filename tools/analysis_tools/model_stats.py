@@ -21,8 +21,11 @@ How each number is measured (details in the modules of ``cbnet.analysis``):
   ``--warmup``. Wall clock by default; on a shared CPU machine ``--timer cpu --threads 1`` counts this
   process' CPU time, which other jobs barely disturb.
 - ``--train``: one training step (forward with losses, backward, SGD) on generated images and ground truth,
-  in a fresh subprocess per config: median time and peak memory (CUDA allocator peak; on CPU the increase of
-  the peak RSS during the step).
+  in a fresh subprocess per config: median time, the peak memory (CUDA allocator peak; on CPU the peak RSS of
+  that process during the step, runtime and libraries included) and what the step added over what was held
+  before it (``train step +mem``: activations, gradients, temporaries).
+- Threads: ``--threads N``; by default ``OMP_NUM_THREADS`` if set, else the cores free when the tool starts
+  (``cbnet.utils.threads``); GPU runs keep torch's.
 """
 from __future__ import annotations
 import argparse
@@ -36,6 +39,7 @@ import torch
 
 from cbnet.analysis import (FLOP_CONVENTION, TIMERS, collect_stats, environment, format_table, progress_printer,
                             uncounted_note)
+from cbnet.utils.threads import add_threads_argument, configure_cpu_threads
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -59,7 +63,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         choices=list(TIMERS),
         default='wall',
         help="wall clock (default) or this process' CPU time (shared CPU machines; with --threads 1)")
-    parser.add_argument('--threads', type=int, help="torch CPU threads (default: torch's)")
+    add_threads_argument(parser)
     parser.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     parser.add_argument('--no-latency', action='store_true', help='skip the latency measurement')
     parser.add_argument('--out', help='write the statistics as JSON here')
@@ -82,8 +86,7 @@ def write_json(path: str, rows: List[Dict[str, Any]]) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = configure_cpu_threads(args.threads, args.device)
     rows = [
         collect_stats(
             config,
@@ -98,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
             cfg_options=args.cfg_options,
             progress=progress_printer(i, len(args.configs), config),
             timer=args.timer,
-            threads=args.threads) for i, config in enumerate(args.configs, 1)
+            threads=threads) for i, config in enumerate(args.configs, 1)
     ]
     print(format_table(rows))
     note = uncounted_note(rows)

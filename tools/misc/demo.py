@@ -12,11 +12,13 @@ import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import cbnet  # noqa: F401  (registers cbnet modules)
 from cbnet.testing import make_toy_coco
+from cbnet.utils.configs import load_config_file
+from cbnet.utils.threads import add_threads_argument, configure_cpu_threads
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = 'configs/cbnet/dual_r18_faster_rcnn_toy.py'
@@ -29,12 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--num-vis', type=int, default=6, help='val images to draw')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw predictions above this score')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='torch CPU threads. 1 by default: the toy model is too small to gain much from more, '
-        'and OpenMP threads spin-waiting on shared cores made training ~10x slower in our runs')
+    add_threads_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return parser.parse_args()
 
@@ -109,15 +106,14 @@ def draw_predictions(runner: Runner, out_dir: str, num_images: int, score_thr: f
 def main() -> None:
     args = parse_args()
     start = time.time()
-    if not torch.cuda.is_available():
-        torch.set_num_threads(args.threads)
+    configure_cpu_threads(args.threads)
     config = resolve_config(args.config)
     data_root = osp.abspath(args.data_root)
     ensure_toy_data(data_root)
     # the toy configs read their dataset root from this variable (see configs/_toy_/toy_coco_detection.py)
     os.environ['CBNET_TOY_DATA_ROOT'] = data_root.rstrip('/') + '/'
 
-    cfg = Config.fromfile(config)
+    cfg = load_config_file(config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir

@@ -14,6 +14,7 @@ from mmdet.apis import DetInferencer
 
 import cbnet  # noqa: F401  (registers the CB models; full mmengine checkpoints load with weights_only=True)
 from cbnet.utils.configs import resolve_config_path
+from cbnet.utils.threads import add_threads_argument, configure_cpu_threads
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,11 +35,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='none',
         choices=['coco', 'voc', 'citys', 'random', 'none'],
         help="colours; 'none' takes the config's (dataset metainfo) or the checkpoint's")
+    add_threads_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    configure_cpu_threads(args.threads, args.device)
     inferencer = DetInferencer(
         model=resolve_config_path(args.model),
         weights=args.weights,

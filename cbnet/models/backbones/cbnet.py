@@ -111,7 +111,8 @@ class CBNet(BaseModule):
     def _measure_widths(self, backbone: nn.Module) -> Tuple[int, List[int], List[int]]:
         """Run the family's stem and stages once to learn every width (any variant works), at the adapter's
         probe size: the smallest image whose deepest map the family's layers accept (deformable convs refuse
-        maps smaller than their kernel), since this runs on the full-width model at build time."""
+        maps smaller than their kernel), since this runs on the full-width model at build time. The same run
+        gives each stage's stride (``stage_strides``), which the pyramid check compares with the heads'."""
         if self.adapter.probe_on_copy:
             backbone = copy.deepcopy(backbone)
         was_training = [m.training for m in backbone.modules()]
@@ -121,14 +122,17 @@ class CBNet(BaseModule):
             with torch.no_grad():
                 param = next(backbone.parameters())
                 h = self.adapter.run_stem(backbone, torch.zeros(1, 3, size, size, dtype=param.dtype))
-                in_channels, out_channels = [], []
+                in_channels, out_channels, strides = [], [], []
                 for i in range(self.num_stages):
                     in_channels.append(self.adapter.input_channels(h))
                     h, out = self.adapter.run_stage(backbone, i, h)
                     out_channels.append(out.shape[1])
+                    strides.append(max(1, round(size / out.shape[-1])))
         finally:
             for m, mode in zip(backbone.modules(), was_training):
                 m.training = mode
+        #: the stride of every stage's output (input pixels per feature cell)
+        self.stage_strides = strides
         return in_channels[0], in_channels, out_channels
 
     def _plan_last_stages(self, composition: type, share_weights: bool) -> List[int]:

@@ -188,14 +188,22 @@ class ALLC(Composition):
         return [target - 2]
 
 
-def composition_class(cfg) -> type:
-    """The registered class a composition name (``'DHLC'``) or config dict names."""
-    name = cfg if isinstance(cfg, str) else dict(cfg).get('type')
-    if name not in COMPOSITIONS.module_dict:
+def composition_name(name: str) -> str:
+    """The registered spelling of a composition name, case-insensitively (``'dhlc'`` -> ``'DHLC'``)."""
+    if name in COMPOSITIONS.module_dict:
+        return name
+    matches = [n for n in COMPOSITIONS.module_dict if isinstance(name, str) and n.lower() == name.lower()]
+    if len(matches) != 1:
         raise KeyError(f'Unknown composition {name!r}; registered: '
                        f'{", ".join(sorted(COMPOSITIONS.module_dict))}. Register new ones in '
                        'cbnet.models.backbones.COMPOSITIONS.')
-    return COMPOSITIONS.module_dict[name]
+    return matches[0]
+
+
+def composition_class(cfg) -> type:
+    """The registered class a composition name (``'DHLC'``, any case) or config dict names."""
+    name = cfg if isinstance(cfg, str) else dict(cfg).get('type')
+    return COMPOSITIONS.module_dict[composition_name(name)]
 
 
 def build_composition(cfg, **kwargs) -> Composition:

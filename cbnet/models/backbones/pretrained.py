@@ -11,7 +11,11 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from ...utils.remote_weights import PretrainedUnavailableError, network_error_in_chain, unavailable_pretrained_message
+
 CONVERTER = 'tools/model_converters/cbnetv2_to_cbnet.py'
+#: where the inner backbone's init_cfg sits in a CB detector config (for the messages)
+INNER_INIT_CFG = 'model.backbone.backbone.init_cfg'
 
 
 def find_pretrained(init_cfg) -> Optional[dict]:
@@ -59,7 +63,14 @@ def load_pretrained_into_branches(branches: Sequence[nn.Module], composition: Op
     first = branches[0]
     checkpoint = (find_pretrained(first.init_cfg) or {}).get('checkpoint')
     before = _versions(first) if checkpoint else None
-    first.init_weights()
+    try:
+        first.init_weights()
+    except Exception as e:
+        network_error = network_error_in_chain(e)
+        if checkpoint is None or (network_error is None and not isinstance(e, FileNotFoundError)):
+            raise
+        raise PretrainedUnavailableError(
+            unavailable_pretrained_message(checkpoint, INNER_INIT_CFG, network_error or e)) from e
     if checkpoint:
         after = _versions(first)
         expected = _learnable_or_statistics(first)

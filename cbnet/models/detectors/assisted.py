@@ -21,7 +21,7 @@ from mmdet.models.detectors.single_stage_instance_seg import SingleStageInstance
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ...utils.compat_checks import check_neck_matches_backbone
+from ...utils.compat_checks import check_neck_matches_backbone, check_pyramid_strides
 from ..backbones import CBNet
 from ..structures import MultiBranchFeatures
 
@@ -62,6 +62,7 @@ class AssistedDetectorMixin:
                 f"'{type(self).__name__[2:]}' for a single backbone.")
         if self.with_neck:  # a width mismatch would otherwise surface as a conv shape error in the first step
             _check_neck(self.backbone, self.neck)
+        check_pyramid_strides(self)  # a stride mismatch would train silently with wrong anchors / RoI levels
         num_assisting = self.backbone.num_backbones - 1
         if isinstance(assist_loss_weights, (int, float)):
             assist_loss_weights = [float(assist_loss_weights)] * num_assisting
