@@ -152,6 +152,11 @@ class BackboneAdapter:
     #: ResNet models); a plain ViT shares only its patch and position embedding (0), as CB-EVA02 does.
     default_del_stages: int = 1
 
+    def del_stages_default(self, backbone: nn.Module) -> int:
+        """``del_stages`` for this built backbone when the config does not say: ``default_del_stages``, unless
+        one adapter serves CNNs and plain ViTs alike (timm) and decides per model."""
+        return self.default_del_stages
+
     # -- structure ---------------------------------------------------------------------------------------
     def num_stages(self, backbone: nn.Module) -> int:
         raise NotImplementedError
