@@ -1,9 +1,10 @@
 """timm architectures through the composite: does a Dual ``TIMMBackbone`` of a timm model work, exactly?
 
 Why: the timm adapter claims to cut any timm model that runs its modules in sequence, or whose forward loops over
-one list of blocks or stages (ViTs, Hiera, MViTv2, ...), from ``feature_info`` alone. :func:`check_timm_model` checks that claim for one architecture, :func:`smallest_per_module` picks one
-architecture per timm model module (the smallest, sized on the meta device), so that a sweep covers every
-family of timm (``benchmarks/timm_sweep.py``).
+one list of blocks or stages (ViTs, Hiera, MViTv2, ...), from ``feature_info`` alone. :func:`check_timm_model`
+checks that claim for one architecture, :func:`smallest_per_module` picks one architecture per timm model module
+(the smallest, sized on the meta device), so that a sweep covers every family of timm
+(``benchmarks/timm_sweep.py``).
 """
 import copy
 import time
