@@ -160,15 +160,15 @@ class TIMMAdapter(BackboneAdapter):
     features-only wrapping), or an mmdet/mmpretrain checkpoint of ``TIMMBackbone`` through ``init_cfg``.
 
     Supported: nets that timm builds as FeatureListNet/FeatureDictNet (most CNNs and hierarchical
-    transformers: ResNet, RegNet, ConvNeXt, Swin, PVTv2, CSPNet, DenseNet, ...), its EfficientNet and
-    MobileNetV3 feature nets, and the FeatureGetterNet/FeatureHookNet of models whose forward loops over one
-    list of blocks or stages (plain ViTs: ViT, DeiT, BEiT, EVA02, CaiT, XCiT, MLP-Mixer; Hiera, MViTv2, LeViT,
-    PiT, EfficientFormer, ...; see :mod:`.timm_units`). A plain ViT is cut at its ``out_indices`` blocks, all
-    at one stride, and its lead shares only the embedded tokens (``del_stages`` 0 by default); its
-    connections add to the patch tokens, not to class/register tokens. Not supported, with the reason from
-    ``check``: nets whose features timm collects from inside modules it runs as one piece (Xception, HRNet,
-    NASNet), and models whose forward is not one loop over blocks (:data:`.timm_units.REFUSED`: VOLO, Twins,
-    CrossViT, TNT, ConViT).
+    transformers: ResNet, RegNet, ConvNeXt, Swin, PVTv2, CSPNet, DenseNet, ...; SelecSLS, whose blocks pass a
+    list of maps: connections add to the first, the one timm returns), its EfficientNet and MobileNetV3 feature
+    nets, and the FeatureGetterNet/FeatureHookNet of models whose forward loops over one list of blocks or
+    stages (plain ViTs: ViT, DeiT, BEiT, EVA02, CaiT, XCiT, MLP-Mixer; Hiera, MViTv2, LeViT, PiT, VOLO,
+    EfficientFormer, ...; see :mod:`.timm_units`). A plain ViT is cut at its ``out_indices`` blocks, all at one
+    stride, and its lead shares only the embedded tokens (``del_stages`` 0 by default); its connections add to
+    the patch tokens, not to class/register tokens. Not supported, with the reason from ``check``: nets whose
+    features timm collects from inside modules it runs as one piece (Xception, HRNet), and models whose
+    forward is not one loop over blocks (Twins, CoaT, CrossViT, TNT, ConViT; EVA with mixed RoPE).
     """
 
     #: 64 px for stride 32: small, and above the smallest map of timm's pooling and strided layers

@@ -5,7 +5,7 @@ own forward (FeatureHookNet): plain ViTs (ViT, DeiT, BEiT, EVA, CaiT, XCiT, MLP-
 Every such model runs the same way: a stem (patch embedding, prefix tokens, position embedding, RoPE or shared
 relative-position tables), then a loop over one container of *units* (``blocks`` or ``stages``) that all take
 the token tensor (plus the same extra arguments), and a feature is a unit's output reshaped to a map. So the
-composite cuts the model there, with no per-model code:
+composite cuts the model there, with one mechanism for all of them:
 
 - stem = the model's own forward up to its first unit (the forward is stopped there; what the first unit
   receives, the token tensor and the extra arguments, is the stage-0 input);
@@ -16,9 +16,11 @@ composite cuts the model there, with no per-model code:
 - connections are added to the spatial tokens of a stage input; prefix tokens are left as they are.
 
 The extra arguments (RoPE, a shared relative-position bias, XCiT's grid size) come from the first branch's stem
-and are passed to every branch's units. Models whose forward does something else between units (VOLO adds its
-position embedding after two of them), or that have no single unit container (Twins, CrossViT, TNT) are
-refused with the reason (:data:`REFUSED`).
+and are passed to every branch's units. Where a layout differs, small per-class tables say how:
+:data:`CHANNELS_LAST` (NHWC units), :data:`FEATURE_FIRST` (units returning their feature and the next input),
+:data:`BETWEEN_UNITS` (what the forward runs between units: VOLO's position embedding, Visformer's patch
+embeddings). Models with no single unit loop (Twins, CoaT, CrossViT, TNT, ConViT) are refused with the reason
+(:data:`REFUSED`, or that their features are not the outputs of one list of units).
 """
 import importlib.util
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
