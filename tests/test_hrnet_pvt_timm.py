@@ -166,13 +166,11 @@ _RESNET = dict(
 
 @pytest.mark.parametrize(
     'inner, match', [
-        (dict(_RESNET, model_name='vit_tiny_patch16_224', channels=None,
-              depth=3), 'timm builds its features-only net as FeatureGetterNet'),
         (dict(_RESNET, features_only=False), 'must be built with features_only=True'),
         (dict(_RESNET,
               out_indices=(0, 1, 2, 3, 4)), r'include timm feature 0 \(act1, stride 2\).*drop 0 from out_indices'),
     ],
-    ids=['vit', 'not-features-only', 'stem-feature'])
+    ids=['not-features-only', 'stem-feature'])
 def test_timm_models_the_composite_cannot_cut_are_refused_with_what_to_change(inner, match):
     inner = {k: v for k, v in inner.items() if v is not None}
     with pytest.raises(ValueError, match=match):
@@ -191,9 +189,9 @@ def test_every_timm_test_model_is_composed_exactly_or_refused_for_its_feature_ne
     branch; moved connections train every parameter the single model trains) unless timm collects its features
     in a way that cannot be cut into stages, and then CBNet says so."""
     result = check_timm_model(name)
-    if result['status'] == 'refused':
+    if result['status'] == 'refused':  # a model whose forward is not a sequence of modules or one loop over blocks
         net = MODELS.build(timm_backbone(name)).timm_model
         assert not isinstance(net, sequential_feature_nets()), result['reason']
-        assert f'builds its features-only net as {type(net).__name__}' in result['reason']
+        assert result['reason'].startswith('CBNet cannot cut'), result['reason']
     else:
         assert result['status'] == 'ok', result

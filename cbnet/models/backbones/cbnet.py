@@ -75,7 +75,7 @@ class CBNet(BaseModule):
         self.adapter.check(first)
         self.num_stages = self.adapter.num_stages(first)
         if del_stages is None:
-            del_stages = self.adapter.default_del_stages
+            del_stages = self.adapter.del_stages_default(first)
         if not 0 <= del_stages < self.num_stages:
             raise ValueError(f'del_stages must be in [0, {self.num_stages - 1}] for this backbone, got {del_stages}')
         self.del_stages = del_stages

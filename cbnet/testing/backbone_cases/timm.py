@@ -16,8 +16,9 @@ CheckpointWriter = Callable[[nn.Module, str], dict]
 
 def classifier_key_map(features_net: nn.Module, classifier: nn.Module) -> Dict[str, str]:
     """Names of the features-only net's children -> the classification model's: timm's FeatureDictNet names a
-    flattened Sequential's child ``stages_0`` for ``stages.0``; other feature nets keep the model's names."""
-    names = {}
+    flattened Sequential's child ``stages_0`` for ``stages.0``; FeatureGetterNet/FeatureHookNet hold the whole
+    model as ``model``/``body`` (mapped to ''); other feature nets keep the model's names."""
+    names = {'model': '', 'body': ''}
     for name, child in classifier.named_children():
         names[name] = name
         if isinstance(child, nn.Sequential):
@@ -36,7 +37,7 @@ def timm_checkpoint(model_name: str, **model_kwargs) -> CheckpointWriter:
         renamed = classifier_key_map(backbone.timm_model, classifier)
         for key, value in backbone.timm_model.state_dict().items():
             child, _, rest = key.partition('.')
-            original = f'{renamed[child]}.{rest}'
+            original = f'{renamed[child]}.{rest}' if renamed[child] else rest
             assert state[original].shape == value.shape, (key, original)
             state[original] = value
         torch.save(state, path)
@@ -53,11 +54,11 @@ class NCHWTIMMBackbone(TIMMBackbone):
         return tuple(f.permute(0, 3, 1, 2) for f in super().forward(x))
 
 
-def _case(name: str,
-          model_name: str,
-          out_indices=(0, 1, 2, 3),
-          backbone_type='mmpretrain.TIMMBackbone',
-          **model_kwargs) -> BackboneCase:
+def timm_case(name: str,
+              model_name: str,
+              out_indices=(0, 1, 2, 3),
+              backbone_type='mmpretrain.TIMMBackbone',
+              **model_kwargs) -> BackboneCase:
     config = dict(
         type=backbone_type,
         model_name=model_name,
@@ -72,12 +73,12 @@ def _case(name: str,
 _TRANSFORMER = dict(depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), drop_path_rate=0.0)
 
 CASES = [
-    _case('timm-resnet18', 'resnet18', out_indices=(1, 2, 3, 4), channels=(8, 16, 32, 64)),
-    _case('timm-efficientnet_b0', 'efficientnet_b0', out_indices=(1, 2, 3, 4)),
-    _case('timm-convnext_atto', 'convnext_atto', depths=(1, 1, 1, 1), dims=(8, 16, 32, 64)),
-    _case('timm-pvt_v2_b0', 'pvt_v2_b0', embed_dims=(8, 16, 32, 64), **_TRANSFORMER),
+    timm_case('timm-resnet18', 'resnet18', out_indices=(1, 2, 3, 4), channels=(8, 16, 32, 64)),
+    timm_case('timm-efficientnet_b0', 'efficientnet_b0', out_indices=(1, 2, 3, 4)),
+    timm_case('timm-convnext_atto', 'convnext_atto', depths=(1, 1, 1, 1), dims=(8, 16, 32, 64)),
+    timm_case('timm-pvt_v2_b0', 'pvt_v2_b0', embed_dims=(8, 16, 32, 64), **_TRANSFORMER),
     # NHWC features; strict_img_size=False: any input size (detection), not only 224 px
-    _case(
+    timm_case(
         'timm-swin',
         'swin_tiny_patch4_window7_224',
         backbone_type=NCHWTIMMBackbone,

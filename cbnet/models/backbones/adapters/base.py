@@ -155,6 +155,11 @@ class BackboneAdapter:
     #: then runs on a copy, so that it leaves the backbone exactly as built.
     probe_on_copy: bool = False
 
+    def del_stages_default(self, backbone: nn.Module) -> int:
+        """``del_stages`` for this built backbone when the config does not say: ``default_del_stages``, unless
+        one adapter serves CNNs and plain ViTs alike (timm) and decides per model."""
+        return self.default_del_stages
+
     # -- structure ---------------------------------------------------------------------------------------
     def num_stages(self, backbone: nn.Module) -> int:
         raise NotImplementedError

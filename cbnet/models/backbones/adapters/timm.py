@@ -1,7 +1,10 @@
 """Any timm model, through mmpretrain's ``TIMMBackbone`` with ``features_only=True``; skipped without timm.
 
 One adapter for every architecture: the stages come from timm's own description of the features-only model,
-``feature_info`` (``module``, ``reduction``, ``num_chs`` per feature), not from per-architecture code.
+``feature_info`` (``module``, ``reduction``, ``num_chs`` per feature), not from per-architecture code. Nets that
+run their modules in sequence are cut here (:func:`layout`); nets built around the model's
+``forward_intermediates`` or hooks (ViTs, Hiera, MViTv2, ...) are cut at the blocks of their forward loop
+(:mod:`.timm_units`).
 """
 import functools
 import importlib.util
@@ -12,7 +15,9 @@ import torch.nn as nn
 from mmpretrain.models.backbones import TIMMBackbone
 from torch import Tensor
 
+from . import timm_units
 from .base import BackboneAdapter, register_adapter
+from .timm_units import UnitInput
 
 if importlib.util.find_spec('timm') is None:  # TIMMBackbone cannot be built: the family is not supported
     raise ModuleNotFoundError("No module named 'timm'", name='timm')
@@ -43,7 +48,7 @@ class ChannelsLast(NamedTuple):
     tensor: Tensor
 
 
-StageInput = Union[Tensor, ChannelsLast]
+StageInput = Union[Tensor, ChannelsLast, UnitInput]
 
 
 class Layout(NamedTuple):
@@ -63,6 +68,11 @@ class Layout(NamedTuple):
 
 def _net(backbone: TIMMBackbone) -> nn.Module:
     return backbone.timm_model
+
+
+def _runs_units(net: nn.Module) -> bool:
+    """A FeatureGetterNet/FeatureHookNet: the model's own forward runs, the composite cuts it at its units."""
+    return not isinstance(net, sequential_feature_nets())
 
 
 def _format(net: nn.Module) -> str:
@@ -121,7 +131,15 @@ def layout(backbone: TIMMBackbone) -> Layout:
                   [f for f, _ in boundaries[:num_stem]], units[start:])
 
 
+def _side(img_size) -> int:
+    return int(img_size if isinstance(img_size, int) else img_size[-1])
+
+
 def _tensor(h) -> Tensor:
+    """The map of a stage input: the tensor itself, or the first of the maps that a module passes on as a list
+    (SelecSLS: the block output first, then the skip it carries), which is the one timm returns as feature."""
+    if isinstance(h, (list, tuple)) and h and all(isinstance(t, Tensor) for t in h):
+        h = h[0]
     if not isinstance(h, Tensor):
         raise ValueError(f'a timm module passes a {type(h).__name__} between composite stages; CBNet adds its '
                          'connections to one feature map per stage input, so it cannot compose this model.')
@@ -142,10 +160,15 @@ class TIMMAdapter(BackboneAdapter):
     features-only wrapping), or an mmdet/mmpretrain checkpoint of ``TIMMBackbone`` through ``init_cfg``.
 
     Supported: nets that timm builds as FeatureListNet/FeatureDictNet (most CNNs and hierarchical
-    transformers: ResNet, RegNet, ConvNeXt, Swin, PVTv2, CSPNet, DenseNet, ...) and its EfficientNet and
-    MobileNetV3 feature nets. Not supported: nets whose features timm collects through hooks or
-    ``forward_intermediates`` (ViT-style models, Xception, NASNet, HRNet, ...): their forward cannot be cut
-    into stages. ``check`` says so.
+    transformers: ResNet, RegNet, ConvNeXt, Swin, PVTv2, CSPNet, DenseNet, ...; SelecSLS, whose blocks pass a
+    list of maps: connections add to the first, the one timm returns), its EfficientNet and MobileNetV3 feature
+    nets, and the FeatureGetterNet/FeatureHookNet of models whose forward loops over one list of blocks or
+    stages (plain ViTs: ViT, DeiT, BEiT, EVA02, CaiT, XCiT, MLP-Mixer; Hiera, MViTv2, LeViT, PiT, VOLO,
+    EfficientFormer, ...; see :mod:`.timm_units`). A plain ViT is cut at its ``out_indices`` blocks, all at one
+    stride, and its lead shares only the embedded tokens (``del_stages`` 0 by default); its connections add to
+    the patch tokens, not to class/register tokens. Not supported, with the reason from ``check``: nets whose
+    features timm collects from inside modules it runs as one piece (Xception, HRNet), and models whose
+    forward is not one loop over blocks (Twins, CoaT, CrossViT, TNT, ConViT; EVA with mixed RoPE).
     """
 
     #: 64 px for stride 32: small, and above the smallest map of timm's pooling and strided layers
@@ -153,33 +176,48 @@ class TIMMAdapter(BackboneAdapter):
 
     # -- structure ---------------------------------------------------------------------------------------
     def num_stages(self, backbone: TIMMBackbone) -> int:
+        if _runs_units(_net(backbone)):
+            return len(timm_units.plan(_net(backbone)).stages)
         return len(layout(backbone).stages)
 
     def stem_modules(self, backbone: TIMMBackbone) -> List[str]:
+        if _runs_units(_net(backbone)):
+            return [f'timm_model.{name}' for name in timm_units.plan(_net(backbone)).stem]
         return [f'timm_model.{name}' for name in layout(backbone).stem]
 
     def stage_modules(self, backbone: TIMMBackbone, i: int) -> List[str]:
+        if _runs_units(_net(backbone)):
+            return [f'timm_model.{name}' for name in timm_units.plan(_net(backbone)).stages[i]]
         plan = layout(backbone)
         names = plan.stages[i] + (plan.trailing if i == len(plan.stages) - 1 else [])
         return [f'timm_model.{name}' for name in names]
 
     def out_indices(self, backbone: TIMMBackbone) -> Tuple[int, ...]:
+        if _runs_units(_net(backbone)):  # every returned feature ends a stage
+            return tuple(range(self.num_stages(backbone)))
         stage_of = {f: j for j, f in enumerate(layout(backbone).features)}
         return tuple(stage_of[f] for f in _net(backbone).feature_info.out_indices)
+
+    def del_stages_default(self, backbone: TIMMBackbone) -> int:
+        """0 for a plain ViT (every returned feature at one stride: the lead shares only the embedded tokens, as
+        CB-EVA02 does), else the CNN default (1)."""
+        net = _net(backbone)
+        strides = {net.feature_info.info[f]['reduction'] for f in net.feature_info.out_indices}
+        return 0 if _runs_units(net) and len(strides) == 1 else self.default_del_stages
 
     def check(self, backbone: TIMMBackbone) -> None:
         net = _net(backbone)
         name = type(net).__name__
-        if not isinstance(net, sequential_feature_nets()) and isinstance(getattr(net, 'feature_info', None), list):
-            raise ValueError('mmpretrain.TIMMBackbone inside CBNet must be built with features_only=True (and the '
-                             'out_indices of the features to return, e.g. (1, 2, 3, 4) for a ResNet).')
-        if not isinstance(net, sequential_feature_nets()) or getattr(net, 'feature_hooks', None) is not None:
+        if _runs_units(net):
+            if isinstance(getattr(net, 'feature_info', None), list):
+                raise ValueError('mmpretrain.TIMMBackbone inside CBNet must be built with features_only=True (and '
+                                 'the out_indices of the features to return, e.g. (1, 2, 3, 4) for a ResNet).')
+            self._check_units(net)
+            return
+        if getattr(net, 'feature_hooks', None) is not None:
             raise ValueError(
-                f'CBNet cannot cut this timm model into stages: timm builds its features-only net as {name}, which '
-                'collects features through hooks or forward_intermediates instead of running its modules one after '
-                'the other. Supported: timm models built as FeatureListNet/FeatureDictNet (ResNet, RegNet, ConvNeXt, '
-                'Swin, PVTv2, CSPNet, DenseNet, ...) and the EfficientNet/MobileNetV3 feature nets (with the default '
-                "feature_location='bottleneck').")
+                f'CBNet cannot cut this timm model into stages: timm builds its features-only net as {name} with '
+                'hooks inside the modules it runs; use the default feature_location=\'bottleneck\'.')
         fmt = _format(net)
         if fmt not in ('NCHW', 'NHWC'):
             raise ValueError(f'timm features-only net {name} returns {fmt} features; CBNet composes maps (NCHW or '
@@ -197,20 +235,39 @@ class TIMMAdapter(BackboneAdapter):
                 raise ValueError(f'{where} is computed inside a module that timm runs as one piece; CBNet cannot '
                                  'return it.')
 
+    @staticmethod
+    def _check_units(net: nn.Module) -> None:
+        _, model = timm_units.model_of(net)  # refuses a FeatureHookNet that rewrote the model into pieces
+        reason = timm_units.refusal(model)
+        if reason:
+            raise ValueError(reason)
+        if getattr(net, 'norm', False) is True:
+            raise ValueError(f'CBNet composes timm {type(model).__name__} without the final norm on its features: '
+                             "leave timm's feature_cfg norm=False (its default).")
+        fmt = _format(net)
+        if fmt not in ('NCHW', 'NHWC'):
+            raise ValueError(f'timm features-only net {type(net).__name__} returns {fmt} features; CBNet composes '
+                             "maps: use output_fmt='NCHW' (the default).")
+        timm_units.plan(net)  # refuses features that are not the outputs of one list of blocks
+
     def total_stride(self, backbone: TIMMBackbone) -> int:
         net = _net(backbone)
+        if _runs_units(net):
+            return net.feature_info.info[max(net.feature_info.out_indices)]['reduction']
         return net.feature_info.info[layout(backbone).features[-1]]['reduction']
 
     def probe_size(self, backbone: TIMMBackbone) -> int:
-        """timm's fixed input size where the model has one (Swin with ``strict_img_size=True``), else the
-        smallest of 2, 4, 8 cells of the total stride at which the net runs: models with unpadded convs
-        (Inception) need more than 64 px, halo attention maps divisible by its block size. Trying costs a
-        forward of the net at that size (no gradient, eval mode, the modes restored)."""
+        """timm's fixed input size where the model has one (Swin with ``strict_img_size=True``), or the
+        ``img_size`` it was built with (also when no module holds it, as in Hiera); else the smallest of 2, 4, 8
+        cells of the total stride at which the net runs: models with unpadded convs (Inception) need more than
+        64 px, halo attention maps divisible by its block size. Trying costs a forward of the net at that size
+        (no gradient, eval mode, the modes restored)."""
         net = _net(backbone)
         cfg = getattr(net, 'pretrained_cfg', None) or {}
-        if cfg.get('fixed_input_size'):
-            return int(cfg['input_size'][-1])
         sizes = [cells * self.total_stride(backbone) for cells in (self.probe_cells, 4, 8)]
+        if cfg.get('fixed_input_size'):
+            built = [m.img_size for m in net.modules() if isinstance(getattr(m, 'img_size', None), (int, tuple, list))]
+            sizes = [int(cfg['input_size'][-1])] + [_side(s) for s in built[:1]] + sizes
         modes = [m.training for m in net.modules()]
         net.eval()
         try:
@@ -220,7 +277,7 @@ class TIMMAdapter(BackboneAdapter):
                     with torch.no_grad():
                         net(torch.zeros(1, 3, size, size, dtype=param.dtype, device=param.device))
                     return size
-                except (RuntimeError, AssertionError):  # a kernel larger than a map; timm's shape asserts
+                except (RuntimeError, AssertionError, IndexError):  # a kernel larger than a map; shape asserts
                     continue
             return sizes[-1]
         finally:
@@ -243,10 +300,14 @@ class TIMMAdapter(BackboneAdapter):
         return x
 
     def run_stem(self, backbone: TIMMBackbone, x: Tensor) -> StageInput:
+        if _runs_units(_net(backbone)):
+            return timm_units.run_stem(_net(backbone), x)
         x = self._run(backbone, layout(backbone).stem, x)
         return ChannelsLast(x) if self._channels_last(backbone) else x
 
     def run_stage(self, backbone: TIMMBackbone, i: int, h: StageInput) -> Tuple[StageInput, Tensor]:
+        if isinstance(h, UnitInput):
+            return timm_units.run_units(_net(backbone), i, h)
         x = self._run(backbone, layout(backbone).stages[i], h.tensor if isinstance(h, ChannelsLast) else h)
         out = x
         if isinstance(out, (tuple, list)):  # what FeatureDictNet returns for a module's tuple output
@@ -256,12 +317,20 @@ class TIMMAdapter(BackboneAdapter):
         return x, out
 
     def input_size(self, h: StageInput) -> Tuple[int, int]:
+        if isinstance(h, UnitInput):
+            return timm_units.input_size(h)
         return tuple(h.tensor.shape[1:3]) if isinstance(h, ChannelsLast) else tuple(_tensor(h).shape[-2:])
 
     def input_channels(self, h: StageInput) -> int:
+        if isinstance(h, UnitInput):
+            return timm_units.input_channels(h)
         return h.tensor.shape[-1] if isinstance(h, ChannelsLast) else _tensor(h).shape[1]
 
     def add_to_input(self, h: StageInput, delta: Tensor) -> StageInput:
+        if isinstance(h, UnitInput):
+            return timm_units.add_to_input(h, delta)
         if isinstance(h, ChannelsLast):
             return ChannelsLast(h.tensor + delta.permute(0, 2, 3, 1))
+        if isinstance(h, (list, tuple)):
+            return type(h)([_tensor(h) + delta, *h[1:]])
         return h + delta
