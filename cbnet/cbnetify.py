@@ -47,7 +47,7 @@ def cbnetify_delta(cfg: Config,
             CBNetV2.
         del_stages: stages the lead (and any branch after the first) drops and takes from the first branch;
             default: the official CBNetV2 choice for the family (1 for CNNs, 0 for Swin, whose official
-            ``cb_del_stages=1`` only removes the patch embedding).
+            ``cb_del_stages=1`` only removes the patch embedding, 0 for plain ViTs, as CB-EVA02).
 
     Returns:
         A plain dict to merge into ``cfg`` (it carries ``_delete_=True`` where the source must not leak in).
@@ -70,12 +70,9 @@ def cbnetify_delta(cfg: Config,
         del_stages = _default_del_stages(backbone_cls)
 
     cb_backbone = dict(
-        _delete_=True,
-        type='CBNet',
-        backbone=inner,
-        num_backbones=num_backbones,
-        composition=composition,
-        del_stages=del_stages)
+        _delete_=True, type='CBNet', backbone=inner, num_backbones=num_backbones, composition=composition)
+    if del_stages is not None:
+        cb_backbone['del_stages'] = del_stages
     delta_model = dict(
         type=cb_type,
         backbone=cb_backbone,
@@ -248,15 +245,21 @@ def _backbone_class(backbone: dict) -> type:
     return cls
 
 
-def _default_del_stages(backbone_cls: type) -> int:
-    """The official Swin models share only the patch embedding (0); other families: their adapter's default."""
+def _default_del_stages(backbone_cls: type) -> Optional[int]:
+    """The official Swin models share only the patch embedding (0); other families: their adapter's default,
+    or None where the adapter decides per built model (timm: 0 for plain ViTs, 1 for CNNs), which CBNet then
+    does when the config leaves ``del_stages`` out."""
     from mmdet.models.backbones import SwinTransformer
 
-    from .models.backbones.adapters import adapter_for_class
+    from .models.backbones.adapters import BackboneAdapter, adapter_for_class
     if issubclass(backbone_cls, SwinTransformer):
         return 0
     adapter = adapter_for_class(backbone_cls)
-    return 1 if adapter is None else adapter.default_del_stages
+    if adapter is None:
+        return 1
+    if type(adapter).del_stages_default is not BackboneAdapter.del_stages_default:
+        return None
+    return adapter.default_del_stages
 
 
 def _weights_value(assist_weight: AssistWeight):

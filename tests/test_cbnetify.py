@@ -400,3 +400,27 @@ def test_cli_output_trains_with_tools_train(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert 'assist1_loss_cls' in log and 'assist2_loss_cls' in log  # both assisting branches supervised
+
+
+def test_del_stages_left_to_the_composite_where_the_adapter_decides_per_model():
+    """One timm adapter serves CNNs (share the stem and first stage) and plain ViTs (share only the embedding):
+    cbnetify leaves ``del_stages`` out for it and CBNet picks per built model; other families stay explicit."""
+    from mmpretrain.models.backbones import TIMMBackbone
+
+    from cbnet.cbnetify import _default_del_stages
+    assert _default_del_stages(TIMMBackbone) is None
+    cfg = mmdet_config('timm_example/retinanet_timm-efficientnet-b1_fpn_1x_coco.py')
+    cfg.model.backbone.pretrained = False
+    delta = cbnetify_delta(cfg)
+    assert 'del_stages' not in delta['model']['backbone']
+    cnn = MODELS.build(dict(type='CBNet', backbone=dict(cfg.model.backbone, model_name='test_efficientnet')))
+    vit = MODELS.build(
+        dict(
+            type='CBNet',
+            backbone=dict(
+                type='mmpretrain.TIMMBackbone',
+                model_name='test_vit',
+                features_only=True,
+                pretrained=False,
+                out_indices=(1, 3))))
+    assert (cnn.del_stages, vit.del_stages) == (1, 0)
