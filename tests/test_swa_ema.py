@@ -218,7 +218,12 @@ def test_ema_hook_averages_every_branch_and_test_py_evaluates_the_ema_weights(to
     momentum = 0.25
     hooks = f"custom_hooks = [dict(type='EMAHook', momentum={momentum}), dict(type='WeightsRecorderHook', key={{}})]\n"
     cfg_file = write_tiny_config(
-        str(toy['tmp'] / 'ema.py'), toy['data_root'], base=DUAL_TOY, max_iters=3, extra=hooks.format("'train'"))
+        str(toy['tmp'] / 'ema.py'),
+        toy['data_root'],
+        base=DUAL_TOY,
+        max_iters=3,
+        # no validation during training: tools/test.py evaluates the checkpoint below
+        extra=hooks.format("'train'") + 'train_cfg = dict(max_iters=3, val_interval=100)\n')
     work_dir = str(toy['tmp'] / 'ema_work')
     _train(cfg_file, work_dir)
     raw = WeightsRecorderHook.records['train']['train']  # the trained weights after each iteration
