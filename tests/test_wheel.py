@@ -136,6 +136,7 @@ def test_mim_search_lists_the_model_zoo(wheel_env):
     assert long.count("'dual_") == 6 and "'dual_swin_b_htc_swa'" in long, long[-2000:]
 
 
+@pytest.mark.slow
 def test_mim_train_and_test_run_the_installed_tools(wheel_env):
     # `mim train cbnet CONFIG --launcher pytorch --gpus 2`: mim starts `python -m torch.distributed.launch
     # --nproc_per_node=2 <installed train.py> CONFIG --launcher pytorch`, which passes --local-rank to each process;
