@@ -24,7 +24,7 @@ from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 SOURCE = ('cbnet', 'configs', 'tools', 'requirements', 'setup.py', 'setup.cfg', 'pyproject.toml', 'MANIFEST.in',
           'README.md', 'model-index.yml')
 USER_CONFIG_BASE = 'cbnet::cbnet/dual_r18_faster_rcnn_toy.py'
-#: what `python -m mim search/download/train/test` imports (openmim and its dependencies, requirements/tests.txt)
+#: what `python -m mim search/train/test` imports: openmim (requirements/mim.txt) and its imports (requirements/tests.txt)
 MIM_MODULES = ('mim', 'click', 'modelindex', 'pandas', 'tabulate', 'requests', 'rich', 'yaml')
 
 
@@ -63,7 +63,8 @@ def wheel_env(tmp_path_factory):
     borrowed = [sysconfig.get_paths()['purelib']]  # torch, mmcv, mmdet, pip of this env
     for module in MIM_MODULES:  # openmim where it is installed (a separate folder during development)
         spec = importlib.util.find_spec(module)
-        assert spec is not None and spec.origin, f'{module} is not installed: pip install -r requirements/tests.txt'
+        assert spec is not None and spec.origin, (f'{module} is not installed: pip install -r requirements/tests.txt '
+                                                  '&& pip install --no-deps -r requirements/mim.txt')
         folder = osp.dirname(osp.dirname(spec.origin))
         if folder not in borrowed and osp.realpath(folder) != osp.realpath(REPO):
             borrowed.append(folder)
