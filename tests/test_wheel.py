@@ -24,7 +24,7 @@ from cbnet.testing import REPO, make_tiny_toy, write_tiny_config
 SOURCE = ('cbnet', 'configs', 'tools', 'requirements', 'setup.py', 'setup.cfg', 'pyproject.toml', 'MANIFEST.in',
           'README.md', 'model-index.yml')
 USER_CONFIG_BASE = 'cbnet::cbnet/dual_r18_faster_rcnn_toy.py'
-#: what `python -m mim search/train/test` imports: openmim (requirements/mim.txt) and its imports (requirements/tests.txt)
+#: what `python -m mim` imports: openmim (requirements/mim.txt) and its imports (requirements/tests.txt)
 MIM_MODULES = ('mim', 'click', 'modelindex', 'pandas', 'tabulate', 'requests', 'rich', 'yaml')
 
 
