@@ -1,9 +1,10 @@
 """cbnet: CBNetV2 composite backbones (Dual/Triple) for MMDetection 3.x.
 
-Like the OpenMMLab packages, the wheel carries its configs and tools under ``cbnet/.mim/`` (what
-``_base_ = 'cbnet::cbnet/dual_swin_l_htc.py'`` and ``mim train cbnet ...`` look up): ``build_py`` copies the
-repository's ``configs/`` and ``tools/`` there. In a source checkout and an editable install,
-``cbnet/.mim/configs`` is a link to ``configs/`` instead, so edits take effect without reinstalling.
+Like the OpenMMLab packages, the wheel carries its configs, tools and model zoo index under ``cbnet/.mim/`` (what
+``_base_ = 'cbnet::cbnet/dual_swin_l_htc.py'``, ``mim search cbnet`` and ``mim train cbnet ...`` look up):
+``build_py`` copies the repository's ``configs/``, ``tools/`` and ``model-index.yml`` there. In a source checkout and
+an editable install, ``cbnet/.mim/{configs,tools,model-index.yml}`` are links to them instead, so edits take effect
+without reinstalling.
 """
 import os
 import os.path as osp
@@ -16,6 +17,7 @@ from setuptools.command.build_py import build_py
 HERE = osp.dirname(osp.abspath(__file__))
 #: repository folder -> where it goes inside the installed package
 MIM_FOLDERS = {'configs': 'configs', 'tools': 'tools'}
+#: repository files copied into cbnet/.mim/
 MIM_FILES = ('model-index.yml', )
 
 
@@ -30,7 +32,8 @@ def read_requirements(name: str) -> list:
 
 
 class BuildPyWithMim(build_py):
-    """``build_py`` that also puts real copies of ``configs/`` and ``tools/`` into ``cbnet/.mim/``."""
+    """``build_py`` that also puts real copies of ``configs/``, ``tools/`` and ``model-index.yml`` into
+    ``cbnet/.mim/``."""
 
     def run(self) -> None:
         super().run()
@@ -44,7 +47,10 @@ class BuildPyWithMim(build_py):
                 os.remove(target)
             shutil.copytree(osp.join(HERE, src), target, ignore=ignore, dirs_exist_ok=True)
         for name in MIM_FILES:
-            shutil.copyfile(osp.join(HERE, 'cbnet', '.mim', name), osp.join(mim, name))
+            target = osp.join(mim, name)
+            if osp.islink(target):
+                os.remove(target)
+            shutil.copyfile(osp.join(HERE, name), target)
 
 
 setup(

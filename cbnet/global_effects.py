@@ -30,7 +30,7 @@ Each effect is as narrow as it can be and idempotent:
 Not listed above because they are ordinary OpenMMLab registration, not changes to other code: cbnet's own
 classes register under their own names in mmdet's registries with ``@register_module`` when their modules are
 imported (``CBNet``, ``CBResNet``, ... backbones and the compositions' own registry, the hooks
-``NonFiniteLossHook``/``CheckpointCompatibilityHook``/``AtomicCheckpointHook``, ``DetTTAModelWithMasks``,
+``NonFiniteLossHook``/``CheckpointCompatibilityHook``/``AtomicCheckpointHook``/``SWAHook``, ``DetTTAModelWithMasks``,
 ``CBLearningRateDecayOptimizerConstructor``). ``import cbnet`` works without mmpretrain (and timm): where
 mmpretrain is installed, the ConvNeXt adapter imports it; timm is imported only when a ``TIMMBackbone`` is adapted.
 """

@@ -383,7 +383,10 @@ def load(name: str) -> Config:
 
 
 def configs() -> List[str]:
-    return sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')) if not p.endswith('_toy.py'))
+    """The configs with a recipe row. An SWA config (``*_swa.py``) is its normal config (checked here) with the SWA
+    stage of ``configs/_base_/swa_12e.py``; ``tests/test_swa_ema.py`` checks both halves."""
+    return sorted(
+        osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')) if not p.endswith(('_toy.py', '_swa.py')))
 
 
 # -- the tests ------------------------------------------------------------------------------------------------------

@@ -27,6 +27,12 @@ from .files import build_target_model, load_state_dict_file
 
 _BRANCH_KEY = re.compile(r'^backbone\.branches\.(\d+)\.(.+)$')
 _COMPOSITE_MARKERS = ('backbone.branches.', 'backbone.composition.')
+#: mmcv 1.x's EMAHook (and mmdet 2.x's ExpMomentumEMAHook, e.g. in the YOLOX files mmdet 3 still links) kept the
+#: average as buffers of the model, ``ema_<parameter name with '.' as '_'>``, swapped with the parameters at each
+#: epoch end; the mmdet 2.x configs ran it before the checkpoint hook, so the parameters of their files are the EMA
+#: weights and these buffers the raw ones. They have no place in an mmdet 3 model (mmengine keeps its EMA apart,
+#: under ``ema_state_dict``) and are dropped.
+_MMCV1_EMA_BUFFER = re.compile(r'^ema_[^.]+$')
 
 
 @dataclass
@@ -140,6 +146,9 @@ def expand_single_state_dict(model: nn.Module,
         raise ValueError('This checkpoint has no backbone.* keys: it is not a detector checkpoint (a backbone-only '
                          "ImageNet file goes into the inner backbone's init_cfg instead).")
     target = model.state_dict()
+    ema_buffers = [k for k in source if _MMCV1_EMA_BUFFER.match(k) and k not in target]
+    if ema_buffers:
+        source = {k: v for k, v in source.items() if k not in set(ema_buffers)}
     if not is_composite_state_dict(target):
         raise ValueError(f'The model ({type(model).__name__}) has no composite backbone (no backbone.branches.* '
                          'keys): a plain checkpoint loads into it as it is.')
@@ -184,6 +193,9 @@ def expand_single_state_dict(model: nn.Module,
         absent = [name for name in plain_backbone if f'backbone.branches.{k}.{name}' not in target]
         if absent:
             report.pruned[k] = list(dict.fromkeys(map(_module_group, absent)))
+    if ema_buffers:
+        report.notes.append(f'dropped {len(ema_buffers)} mmcv 1.x EMA buffers (ema_*); the parameters were expanded '
+                            '(the EMA weights, in files of mmdet 2.x configs with an EMA hook)')
     identities = _identity_connections(model)
     if identities:
         report.notes.append(f'{identities} composite connections are identities (no weights: the official Swin '

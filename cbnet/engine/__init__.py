@@ -1,4 +1,5 @@
-"""Training-time reliability: NaN/inf loss guard, checkpoint compatibility checks, atomic checkpoints.
+"""Training-time reliability (NaN/inf loss guard, checkpoint compatibility checks, atomic checkpoints) and the
+stochastic weight averaging of an SWA stage (:class:`SWAHook`).
 
 The hooks register in mmdet's ``HOOKS`` when this package is imported. The ``atomic_local`` file backend and
 the clear errors for unreadable local checkpoints (``CheckpointReadError`` naming the file, instead of torch's
@@ -7,10 +8,11 @@ the clear errors for unreadable local checkpoints (``CheckpointReadError`` namin
 from .hooks import (AtomicCheckpointHook, CheckpointCompatibilityHook, NonFiniteLossHook, enable_reliability,
                     non_finite_losses)
 from .layer_decay import CBLearningRateDecayOptimizerConstructor
+from .swa import SWAHook
 
 __all__ = [
     'AtomicCheckpointHook', 'CheckpointCompatibilityHook', 'NonFiniteLossHook', 'enable_reliability',
-    'non_finite_losses', 'CBLearningRateDecayOptimizerConstructor'
+    'non_finite_losses', 'CBLearningRateDecayOptimizerConstructor', 'SWAHook'
 ]
 
 try:  # plain-ViT layer decay builds on mmpretrain's constructor; without mmpretrain there are no such ViTs
