@@ -130,6 +130,13 @@ CASES = [
             arch=dict(layers=[1, 1, 1, 1], embed_dims=[8, 16, 32, 64]),
             out_indices=(0, 2, 4, 6)),
         options=option_grid(frozen_stages=(2, ))),
+    # RIFormer: PoolFormer's layout with re-parameterisable token mixers
+    _case(
+        'RIFormer',
+        dict(
+            type='mmpretrain.RIFormer',
+            arch=dict(layers=[1, 1, 1, 1], embed_dims=[8, 16, 32, 64]),
+            out_indices=(0, 2, 4, 6))),
     # EfficientFormer without its attention blocks (vit_num=0: they have position biases for 224 px only, the
     # sweep checks them there); its last stage still flattens to tokens, returned as a map
     _case(
@@ -141,4 +148,15 @@ CASES = [
             reshape_last_feat=True,
             out_indices=(0, 1, 2, 3)),
         options=option_grid(frozen_stages=(2, ))),
+    # MobileViT: MobileNetV2 blocks and transformer blocks over unfolded patches; the last stage has the 1x1 conv
+    _case(
+        'MobileViT',
+        dict(
+            type='mmpretrain.MobileViT',
+            arch=[['mobilenetv2', 8, 1, 1, 2], ['mobilenetv2', 8, 2, 1, 2], ['mobilevit', 16, 2, 16, 32, 1, 2],
+                  ['mobilevit', 16, 2, 16, 32, 1, 2], ['mobilevit', 16, 2, 16, 32, 1, 2]],
+            stem_channels=8,
+            last_exp_factor=2,
+            out_indices=(0, 1, 2, 3, 4)),
+        options=option_grid(frozen_stages=(1, ))),
 ]

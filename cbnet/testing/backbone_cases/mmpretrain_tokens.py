@@ -1,5 +1,5 @@
-"""mmpretrain's hierarchical token backbones: Swin (v1, v2), DaViT, MViT, HiViT, VAN, tiny, loaded from mmpretrain
-classifier files (``prefix='backbone.'``). Drop path 0, so that train-mode outputs compare exactly."""
+"""mmpretrain's hierarchical token backbones: Swin (v1, v2), DaViT, MViT, HiViT, VAN, Twins, tiny, loaded from
+mmpretrain classifier files (``prefix='backbone.'``). Drop path 0, so that train-mode outputs compare exactly."""
 from ..checkpoint_formats import save_mmpretrain_classifier
 from . import BackboneCase, option_grid
 
@@ -69,4 +69,19 @@ CASES = [
             arch=dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1], ffn_ratios=[2, 2, 2, 2]),
             **_FOUR),
         options=option_grid(frozen_stages=(1, ), norm_eval=(True, ))),
+    # Twins-PCPVT (SVT is its subclass): spatial-reduction attention, conditional position encoding
+    _case(
+        'Twins-PCPVT',
+        dict(
+            type='mmpretrain.PCPVT',
+            arch=dict(
+                embed_dims=[8, 16, 32, 64],
+                depths=[1, 1, 1, 1],
+                num_heads=[1, 1, 2, 2],
+                patch_sizes=[4, 2, 2, 2],
+                strides=[4, 2, 2, 2],
+                mlp_ratios=[2, 2, 2, 2],
+                sr_ratios=[4, 2, 1, 1]),
+            norm_after_stage=True,
+            **_FOUR)),
 ]

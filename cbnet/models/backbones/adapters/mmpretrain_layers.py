@@ -2,19 +2,20 @@
 
 ResNet and its variants (ResNetV1c/V1d, ResNeXt, SE-ResNet/ResNeXt, ResNeSt, Res2Net, RegNet, ResNet-CIFAR),
 MobileNetV2/V3, ShuffleNetV1/V2, EfficientNet/EfficientNetV2, RepVGG, MobileOne, CSPNet (CSPDarkNet, CSPResNet,
-CSPResNeXt), DenseNet, PoolFormer (and RIFormer), EfficientFormer. mmpretrain's classes are its own (mmdet's
+CSPResNeXt), DenseNet, MobileViT, PoolFormer, RIFormer, EfficientFormer. mmpretrain's classes are its own (mmdet's
 ResNet, MobileNetV2 and EfficientNet adapters do not serve them). Skipped when mmpretrain is not installed.
 """
 from typing import List, Tuple
 
 import torch.nn as nn
-from mmpretrain.models.backbones import (CSPNet, DenseNet, EfficientFormer, EfficientNet, EfficientNetV2, MobileNetV2,
-                                         MobileNetV3, MobileOne, PoolFormer, RegNet, RepVGG, ResNet, ShuffleNetV1,
-                                         ShuffleNetV2)
+from mmpretrain.models.backbones import (AlexNet, Conformer, CSPNet, DenseNet, EfficientFormer, EfficientNet,
+                                         EfficientNetV2, LeNet5, MobileNetV2, MobileNetV3, MobileOne, MobileViT,
+                                         PoolFormer, RegNet, RepVGG, ResNet, RevVisionTransformer, RIFormer,
+                                         ShuffleNetV1, ShuffleNetV2)
 from mmpretrain.models.backbones.resnet_cifar import ResNet_CIFAR
 from torch import Tensor
 
-from .base import register_adapter
+from .base import refuse_family, register_adapter
 from .layer_sequence import LayerSequenceAdapter, Tokens
 
 
@@ -65,18 +66,20 @@ class StemCountedLayersAdapter(LayerSequenceAdapter):
         return list(layers) if isinstance(layers[0], str) else [f'layers.{i}' for i in range(len(layers))]
 
 
-@register_adapter(RepVGG, MobileOne, CSPNet, DenseNet)
+@register_adapter(RepVGG, MobileOne, CSPNet, DenseNet, MobileViT)
 class NamedStagesAdapter(LayerSequenceAdapter):
     """Stem = ``stem`` (MobileOne: ``stage0``); stage i = the family's i-th stage (RepVGG's last one with its
-    ``ppf`` pooling, DenseNet's with its transition). ``out_indices`` count stages; ``frozen_stages``,
-    ``norm_eval``, ``with_cp`` hold in every branch. RepVGG and MobileOne must not be re-parameterised
-    (``deploy=True``) for training; as plain convs they compose all the same."""
+    ``ppf`` pooling, MobileViT's with its final 1x1 conv, DenseNet's with its transition). ``out_indices`` count
+    stages; ``frozen_stages``, ``norm_eval``, ``with_cp`` hold in every branch. RepVGG and MobileOne must not be
+    re-parameterised (``deploy=True``) for training; as plain convs they compose all the same."""
 
     stem_counted = False
 
     def _stages(self, backbone: nn.Module) -> List[str]:
         if isinstance(backbone, (RepVGG, MobileOne)):
             return list(backbone.stages)
+        if isinstance(backbone, MobileViT):
+            return [f'layers.{i}' for i in range(len(backbone.layers))]
         return [f'stages.{i}' for i in range(len(backbone.stages))]
 
     def layer_names(self, backbone: nn.Module) -> List[str]:
@@ -88,6 +91,8 @@ class NamedStagesAdapter(LayerSequenceAdapter):
             names.append(f'transitions.{j}')
         if isinstance(backbone, RepVGG) and j == len(backbone.stages) - 1:
             names.append('ppf')
+        if isinstance(backbone, MobileViT) and j == len(backbone.layers) - 1:
+            names.append('conv_1x1_exp')
         return names
 
     def run_unit(self, backbone: nn.Module, j: int, h: Tensor) -> Tuple[Tensor, Tensor]:
@@ -96,7 +101,7 @@ class NamedStagesAdapter(LayerSequenceAdapter):
         return h, h
 
 
-@register_adapter(PoolFormer, EfficientFormer)
+@register_adapter(PoolFormer, RIFormer, EfficientFormer)
 class MetaFormerAdapter(LayerSequenceAdapter):
     """Stem = ``patch_embed``; the units are ``network`` (blocks of one width, and PoolFormer's downsampling patch
     embeddings between them, EfficientFormer's inside the blocks), returned through ``norm{j}`` as the family's
@@ -143,3 +148,13 @@ class MetaFormerAdapter(LayerSequenceAdapter):
             return norm(out.tokens.permute(0, 2, 1).reshape(out.tokens.shape[0], -1, *out.hw)).contiguous()
         out = super().output(backbone, j, out)
         return out.contiguous() if isinstance(backbone, EfficientFormer) else out
+
+
+refuse_family(LeNet5, 'LeNet-5 is a classifier for 32 px digits; it returns class scores, not feature maps.')
+refuse_family(AlexNet, 'AlexNet returns one feature map (or class scores), not stages to compose.')
+refuse_family(
+    Conformer, 'its CNN and transformer branches exchange features inside every block (two coupled streams): there '
+    'is no single stage input to add composite connections to.')
+refuse_family(
+    RevVisionTransformer, 'its reversible blocks pass two streams between layers and recompute activations in a '
+    'custom backward: there is no single stage input to add composite connections to.')

@@ -1,4 +1,5 @@
-"""mmpretrain's hierarchical token backbones: Swin (v1, v2), DaViT, MViT, HiViT, VAN; skipped without mmpretrain.
+"""mmpretrain's hierarchical token backbones: Swin (v1, v2), DaViT, MViT, HiViT, VAN, Twins (PCPVT, SVT); skipped
+without mmpretrain.
 
 Each is a descriptor of :class:`~.layer_sequence.LayerSequenceAdapter`: its units pass :class:`~.layer_sequence.Tokens`
 (B, HW, C) with their (H, W), so composite connections are added to the tokens a stage starts from, and a returned
@@ -7,7 +8,7 @@ unit goes through the family's ``norm{i}`` before it is reshaped to a map, as th
 from typing import List, Optional, Tuple
 
 import torch.nn as nn
-from mmpretrain.models.backbones import VAN, DaViT, HiViT, MViT, SwinTransformer, SwinTransformerV2
+from mmpretrain.models.backbones import PCPVT, VAN, DaViT, HiViT, MViT, SwinTransformer, SwinTransformerV2
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
@@ -209,4 +210,36 @@ class VANAdapter(TokenAdapter):
             h = block(h)
         tokens = getattr(backbone, f'norm{j + 1}')(h.flatten(2).transpose(1, 2))
         out = tokens.reshape(-1, *h.shape[2:], tokens.shape[-1]).permute(0, 3, 1, 2).contiguous()
+        return out, out
+
+
+@register_adapter(PCPVT)
+class TwinsAdapter(TokenAdapter):
+    """Twins (PCPVT and its subclass SVT). Stem = ``patch_embeds[0]``; stage i = ``patch_embeds[i]`` (i > 0), its
+    blocks with the conditional position encoding after the first, and ``norm_after_stage{i}``, which Twins applies
+    to every stage: the stage's output, reshaped to a map, is the next stage's input. Twins has no training
+    options besides drop path.
+    """
+
+    output_norm = None
+
+    def layer_names(self, backbone: PCPVT) -> List[str]:
+        return ['patch_embeds.0'] + [f'stages.{i}' for i in range(backbone.num_stage)]
+
+    def unit_modules(self, backbone: PCPVT, j: int) -> List[str]:
+        names = [f'patch_embeds.{j}'] if j > 0 else []
+        return names + [f'stages.{j}', f'position_encodings.{j}', f'norm_after_stage{j}']
+
+    def run_stem(self, backbone: PCPVT, x: Tensor) -> Tokens:
+        return Tokens(*backbone.patch_embeds[0](x))
+
+    def run_unit(self, backbone: PCPVT, j: int, h) -> Tuple[Tensor, Tensor]:
+        tokens, hw = h if j == 0 else backbone.patch_embeds[j](h)
+        tokens = backbone.position_encoding_drops[j](tokens)
+        for k, block in enumerate(backbone.stages[j]):
+            tokens = block(tokens, hw)
+            if k == 0:
+                tokens = backbone.position_encodings[j](tokens, hw)
+        tokens = getattr(backbone, f'norm_after_stage{j}')(tokens)
+        out = tokens.reshape(tokens.shape[0], *hw, -1).permute(0, 3, 1, 2).contiguous()
         return out, out
