@@ -121,24 +121,24 @@ BACKBONES: Dict[str, dict] = {
     dict(
         type='mmpretrain.VisionTransformer',
         arch='b',
-        img_size=320,
+        img_size=224,
         patch_size=16,
         out_indices=(2, 5, 8, 11),
         out_type='featmap',
         final_norm=False,
         drop_path_rate=0.),
-    # Hiera-T (timm's hierarchical ViT) through mmpretrain's TIMMBackbone
+    # Hiera-T (timm's hierarchical ViT) through mmpretrain's TIMMBackbone; its position embedding has a fixed size,
+    # so the input must be 224 px (the three ViT rows run at --shape 224 224)
     'hiera_t':
     dict(
         type='mmpretrain.TIMMBackbone',
         model_name='hiera_tiny_224',
         features_only=True,
         pretrained=False,
-        img_size=320,
         out_indices=(0, 1, 2, 3)),
     # HiViT-T (mmpretrain's hierarchical-stem ViT; it returns its last block only)
     'hivit_t':
-    dict(type='mmpretrain.HiViT', arch='tiny', img_size=320, out_indices=[9], drop_path_rate=0.),
+    dict(type='mmpretrain.HiViT', arch='tiny', img_size=224, out_indices=[9], drop_path_rate=0.),
 }
 
 
