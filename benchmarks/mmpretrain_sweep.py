@@ -19,8 +19,7 @@ import sys
 import torch
 
 from cbnet.analysis import environment, versions_line, write_results
-from cbnet.testing.mmpretrain_models import (NOT_BACKBONES, STATUSES, backbone_classes, check_mmpretrain_backbone,
-                                             markdown_report, smallest_config)
+from cbnet.testing.mmpretrain_models import STATUSES, backbone_classes, markdown_report, sweep_backbone
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -34,19 +33,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def sweep_one(name: str, cls: type, max_params: float, timeout: int) -> dict:
-    if name in NOT_BACKBONES:
-        return dict(backbone=name, status='skipped', reason=NOT_BACKBONES[name])
-    cfg, size = smallest_config(name, cls)
-    if cfg is None:
-        return dict(backbone=name, status='skipped', reason='no architecture builds with the default arguments')
-    arch = {k: v for k, v in cfg.items() if k in ('arch', 'depth')}
-    base = dict(backbone=name, arch=str(next(iter(arch.values()), 'default')), size=size)
-    if size > max_params * 1e6:
-        return dict(base, status='skipped', reason=f'over {max_params:g}M parameters')
-    return dict(base, **check_mmpretrain_backbone(cfg, timeout=timeout))
-
-
 def main() -> None:
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
@@ -57,7 +43,7 @@ def main() -> None:
     classes = backbone_classes()
     results = []
     for name in args.backbones or list(classes):
-        result = sweep_one(name, classes[name], args.max_params, args.timeout)
+        result = sweep_backbone(name, classes[name], args.max_params, args.timeout)
         results.append(result)
         print(
             f"{name}: {result.get('arch', '')} {result['status']} {str(result['reason'])[:100]}",

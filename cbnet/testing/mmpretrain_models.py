@@ -16,7 +16,9 @@ from .composite_check import STATUSES, check_composite
 from .composite_check import markdown_report as _markdown_report
 from .composite_check import note
 
-__all__ = ['STATUSES', 'backbone_classes', 'smallest_config', 'check_mmpretrain_backbone', 'markdown_report']
+__all__ = [
+    'STATUSES', 'backbone_classes', 'smallest_config', 'check_mmpretrain_backbone', 'sweep_backbone', 'markdown_report'
+]
 
 #: registered classes that are not backbones of their own: run through their own sweep or not at all
 NOT_BACKBONES = {
@@ -126,6 +128,25 @@ def check_mmpretrain_backbone(cfg: dict, num_backbones: int = 2, timeout: int = 
             seconds=0.0,
             reason=f'no adapter for {cls.__name__} (supported: {len(supported_backbones())} families)')
     return check_composite(cfg, num_backbones, timeout, result=result)
+
+
+def sweep_backbone(name: str, cls: type, max_params: float = 60, timeout: int = 120) -> Dict[str, object]:
+    """One row of the sweep: ``cls`` not a backbone, refused, larger than ``max_params`` millions (skipped), or
+    its smallest architecture checked (:func:`check_mmpretrain_backbone`)."""
+    from cbnet.models.backbones.adapters import refusal_reason
+    if name in NOT_BACKBONES:
+        return dict(backbone=name, status='skipped', reason=NOT_BACKBONES[name])
+    reason = refusal_reason(cls)
+    if reason is not None:  # refused whatever the architecture (some do not even build with their defaults)
+        return dict(backbone=name, status='refused', reason=f'CBNet cannot compose mmpretrain.{name}: {reason}')
+    cfg, size = smallest_config(name, cls)
+    if cfg is None:
+        return dict(backbone=name, status='skipped', reason='no architecture builds with the default arguments')
+    arch = next((str(cfg[k]) for k in ('arch', 'depth') if k in cfg), 'default')
+    base = dict(backbone=name, arch=arch, size=size)
+    if size > max_params * 1e6:
+        return dict(base, status='skipped', reason=f'over {max_params:g}M parameters')
+    return dict(base, **check_mmpretrain_backbone(cfg, timeout=timeout))
 
 
 def markdown_report(results: Sequence[Dict[str, object]], header: Sequence[str]) -> str:

@@ -71,10 +71,14 @@ def refuse_family(backbone_cls: type, reason: str) -> None:
 
 
 def refusal_reason(backbone_cls: type) -> Optional[str]:
-    """Why ``backbone_cls`` cannot be composed, where it is a refused family without an adapter; else None."""
-    if adapted_class(backbone_cls) is not None:
-        return None
-    return next((_REFUSALS[cls] for cls in backbone_cls.__mro__ if cls in _REFUSALS), None)
+    """Why ``backbone_cls`` cannot be composed, where its most specific registered class (itself or a base) is
+    refused rather than adapted (a refused subclass of an adapted family is refused); else None."""
+    for cls in backbone_cls.__mro__:
+        if cls in _ADAPTERS:
+            return None
+        if cls in _REFUSALS:
+            return _REFUSALS[cls]
+    return None
 
 
 def registered_backbone_classes() -> Tuple[type, ...]:

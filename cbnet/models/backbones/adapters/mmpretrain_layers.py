@@ -13,6 +13,8 @@ from mmpretrain.models.backbones import (AlexNet, Conformer, CSPNet, DenseNet, E
                                          PoolFormer, RegNet, RepVGG, ResNet, RevVisionTransformer, RIFormer,
                                          ShuffleNetV1, ShuffleNetV2)
 from mmpretrain.models.backbones.resnet_cifar import ResNet_CIFAR
+from mmpretrain.models.backbones.sparse_convnext import SparseConvNeXt
+from mmpretrain.models.backbones.sparse_resnet import SparseResNet
 from torch import Tensor
 
 from .base import refuse_family, register_adapter
@@ -158,3 +160,7 @@ refuse_family(
 refuse_family(
     RevVisionTransformer, 'its reversible blocks pass two streams between layers and recompute activations in a '
     'custom backward: there is no single stage input to add composite connections to.')
+for _sparse in (SparseConvNeXt, SparseResNet):
+    refuse_family(
+        _sparse, 'it is a masked-image-modelling pretraining backbone (SparK: sparse convolutions over the mask its '
+        'algorithm sets before each forward); detect with ConvNeXt or ResNet loading its weights instead.')
