@@ -82,7 +82,7 @@ def detection_options(cls: type, model: torch.nn.Module) -> dict:
     from cbnet.models.backbones.adapters import adapter_for_class
     params = inspect.signature(cls.__init__).parameters
     options = {}
-    for flag, value in (('gap_before_final_norm', False), ('reshape_last_feat', True)):
+    for flag, value in (('gap_before_final_norm', False), ('reshape_last_feat', True), ('out_type', 'featmap')):
         if flag in params:
             options[flag] = value
     adapter = adapter_for_class(cls)
