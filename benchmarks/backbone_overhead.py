@@ -2,11 +2,12 @@
 """What does a composite backbone cost over K copies of the backbone? Single vs Dual vs Triple.
 
     python benchmarks/backbone_overhead.py [--families r50 swin_t ...] [--rounds 5]
-        [--shape 320 320] [--batch 2] [--device cpu] [--out-dir benchmarks/results]
+        [--shape 320 320] [--batch 2] [--device cpu] [--out-dir benchmarks/results] [--name backbone_overhead]
 
-For R50, Swin-T, ConvNeXt-T, CSPNeXt-L (RTMDet-L's), HRNet-W32 and timm's ResNet-50 (through mmpretrain's
-``TIMMBackbone``: the generic timm adapter beside mmdet's own ResNet) (and a ``frozen_stages=1`` R50 pair, the
-detection default) this builds the single backbone and ``CBNet`` with K = 2 and 3 around it, and measures
+For R50, Swin-T, ConvNeXt-T, CSPNeXt-L (RTMDet-L's), HRNet-W32, timm's ResNet-50 (through mmpretrain's
+``TIMMBackbone``: the generic timm adapter beside mmdet's own ResNet), a plain ViT-B/16 (blocks 3, 6, 9, 12
+returned), Hiera-T (timm) and HiViT-T (mmpretrain) (and a ``frozen_stages=1`` R50 pair, the detection default)
+this builds the single backbone and ``CBNet`` with K = 2 and 3 around it, and measures
 - params, and forward FLOPs (mmengine's FlopAnalyzer, train-mode forward of all branches, 1
   multiply-add = 1 FLOP; element-wise additions are not counted),
 - the time of forward + backward in train mode (loss = sum of the means of all branches'
@@ -15,7 +16,8 @@ detection default) this builds the single backbone and ``CBNet`` with K = 2 and 
   alike); the minimum over rounds is reported (the least disturbed run).
 Goals: all stages trainable, Dual/single time ratio within 4% of the Dual/single FLOPs ratio (the
 composition adds no avoidable cost); ``frozen_stages=1`` Dual R50 <= 2.18x single R50.
-Writes ``backbone_overhead.json`` and ``backbone_overhead.md`` to ``--out-dir``.
+A family that CBNet refuses here (no adapter installed, or its adapter's check) is left out with the reason.
+Writes ``<name>.json`` and ``<name>.md`` (``--name``, default ``backbone_overhead``) to ``--out-dir``.
 """
 from __future__ import annotations
 import argparse
@@ -114,6 +116,29 @@ BACKBONES: Dict[str, dict] = {
         features_only=True,
         pretrained=False,
         out_indices=(1, 2, 3, 4)),
+    # a plain ViT-B/16 (mmpretrain's), its blocks 3, 6, 9, 12 returned as maps (ViTDet-style detection)
+    'vit_b':
+    dict(
+        type='mmpretrain.VisionTransformer',
+        arch='b',
+        img_size=224,
+        patch_size=16,
+        out_indices=(2, 5, 8, 11),
+        out_type='featmap',
+        final_norm=False,
+        drop_path_rate=0.),
+    # Hiera-T (timm's hierarchical ViT) through mmpretrain's TIMMBackbone; its position embedding has a fixed size,
+    # so the input must be 224 px (the three ViT rows run at --shape 224 224)
+    'hiera_t':
+    dict(
+        type='mmpretrain.TIMMBackbone',
+        model_name='hiera_tiny_224',
+        features_only=True,
+        pretrained=False,
+        out_indices=(0, 1, 2, 3)),
+    # HiViT-T (mmpretrain's hierarchical-stem ViT; it returns its last block only)
+    'hivit_t':
+    dict(type='mmpretrain.HiViT', arch='tiny', img_size=224, out_indices=[9], drop_path_rate=0.),
 }
 
 
@@ -152,9 +177,23 @@ def time_fwd_bwd(model: nn.Module, x: torch.Tensor, device: str, timer: str) -> 
     return time_once(lambda: fwd_bwd(model, x), device, timer)
 
 
+class NotComposable(Exception):
+    """CBNet refuses this family (no adapter, or the adapter's check): the family's rows are left out."""
+
+
+def build_variants(family: str, ks: List[int], device: str) -> Dict[int, nn.Module]:
+    """The single backbone and its composites; :class:`NotComposable` with CBNet's reason where it refuses."""
+    try:
+        return {k: build(backbone_cfg(family, k), device) for k in ks}
+    except (TypeError, ValueError) as e:
+        if 'CBNet' not in str(e):
+            raise
+        raise NotComposable(str(e).split('. ')[0]) from e
+
+
 def measure_family(family: str, ks: List[int], shape, batch: int, rounds: int, device: str, timer: str,
                    log) -> List[Dict[str, Any]]:
-    models = {k: build(backbone_cfg(family, k), device) for k in ks}
+    models = build_variants(family, ks, device)
     x = torch.randn(batch, 3, *shape, device=device)
     rows = []
     for k, model in models.items():
@@ -241,6 +280,12 @@ def markdown(result: Dict[str, Any]) -> str:
                      f"{row['params_ratio']:.3f} | {row['flops_per_image'] / 1e9:.2f} | "
                      f"{row['flops_ratio']:.3f} | {row['time_s']:.3f} | {row['time_ratio']:.3f} | "
                      f"{row['time_over_flops']:.3f} |")
+    if result.get('left_out'):
+        lines += [
+            '',
+            'Left out (CBNet refuses them here): ' + '; '.join(f'{family}: {reason}'
+                                                               for family, reason in result['left_out'].items()) + '.'
+        ]
     lines += ['', '## Goals', ''] + [f'- {v}' for v in result['verdicts']]
     return '\n'.join(lines) + '\n'
 
@@ -285,6 +330,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--threads', type=int, default=1, help='torch threads on CPU (default 1: CPU time then measures work)')
     parser.add_argument('--out-dir', default=osp.join(osp.dirname(osp.abspath(__file__)), 'results'))
+    parser.add_argument(
+        '--name',
+        default='backbone_overhead',
+        help='results file name (a run over some families only writes its own file, e.g. backbone_overhead_vit)')
     return parser.parse_args(argv)
 
 
@@ -298,10 +347,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if not args.device.startswith('cuda'):
         torch.set_num_threads(args.threads)
     loadavg_before = [round(v, 2) for v in os.getloadavg()]
-    rows = []
+    rows, left_out = [], {}
     for family in args.families:
         ks = [k for k in args.num_backbones if not (family == 'r50_frozen1' and k > 2)]
-        rows += measure_family(family, ks, tuple(args.shape), args.batch, args.rounds, args.device, timer, log)
+        try:
+            rows += measure_family(family, ks, tuple(args.shape), args.batch, args.rounds, args.device, timer, log)
+        except NotComposable as e:
+            left_out[family] = str(e)
+            log(f'{family}: left out, {e}')
     result = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python benchmarks/backbone_overhead.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
@@ -313,10 +366,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         timer=timer,
         loadavg_before=loadavg_before,
         loadavg_after=[round(v, 2) for v in os.getloadavg()],
-        rows=rows)
+        rows=rows,
+        left_out=left_out)
     result['verdicts'] = judge(rows)
     md = markdown(result)
-    write_results(args.out_dir, 'backbone_overhead', result, md)
+    write_results(args.out_dir, args.name, result, md)
     print(md)
     return result
 

@@ -223,6 +223,11 @@ def test_single_backbone_is_an_error():
 
 def test_unsupported_family_lists_supported():
     with pytest.raises(TypeError, match='Supported.*ResNet.*SwinTransformer'):
+        MODELS.build(dict(type='CBNet', backbone=dict(type='mmpretrain.VGG', depth=11, init_cfg=None)))
+
+
+def test_family_that_cannot_be_cut_is_refused_with_its_reason():
+    with pytest.raises(ValueError, match='cannot compose mmpretrain.LeNet5: LeNet-5 is a classifier'):
         MODELS.build(dict(type='CBNet', backbone=dict(type='mmpretrain.LeNet5', num_classes=0)))
 
 

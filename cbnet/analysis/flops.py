@@ -4,9 +4,11 @@ Convention: one fused multiply-add = one FLOP (the CBNetV2, Swin and DETR papers
 
 Counted: convolutions, linears, matmul/bmm/einsum (so attention products), norms, nearest/bilinear
 upsampling (the composite connections' resizes), adaptive pooling, ``grid_sample`` (4 per output element), plus
-two rules added here: ``aten::baddbmm`` (attention scores with an additive mask, e.g. Mask2Former's masked
-cross-attention) and ``aten::scaled_dot_product_attention``; and, from the shapes, the sampling of
-multi-scale deformable attention that the tracer misses (see :mod:`cbnet.analysis.deformable`).
+rules added here: ``aten::baddbmm`` (attention scores with an additive mask, e.g. Mask2Former's masked
+cross-attention), ``aten::scaled_dot_product_attention`` (``F.scaled_dot_product_attention``: mmpretrain's and
+timm's ViT attention) and ``aten::_native_multi_head_attention`` (``nn.MultiheadAttention`` in eval with
+``batch_first=True``, which runs as that one fused op: projections and attention); and, from the shapes, the
+sampling of multi-scale deformable attention that the tracer misses (see :mod:`cbnet.analysis.deformable`).
 
 Not counted (no rule in the counter, by its convention): element-wise operators (additions, activations
 other than the ignored ReLU, softmax, the composite connections' sums, sine position encodings, box
@@ -50,10 +52,20 @@ def sdpa_flop_jit(inputs: list, outputs: list) -> int:
     return _prod(q[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
+def native_mha_flop_jit(inputs: list, outputs: list) -> int:
+    """``_native_multi_head_attention(q, k, v, ...)``, the inference fast path of ``nn.MultiheadAttention`` (eval,
+    ``batch_first=True``): the q, k, v and output projections, q @ k^T and softmax(.) @ v, on (B, L, E) inputs."""
+    q, k = _shape(inputs[0]), _shape(inputs[1])
+    batch, embed, lq, lk = _prod(q[:-2]), q[-1], q[-2], k[-2]
+    projections = batch * (2 * lq + 2 * lk) * embed * embed
+    return projections + batch * lq * lk * 2 * embed
+
+
 #: rules that mmengine's FlopAnalyzer lacks
 EXTRA_OP_HANDLES = {
     'aten::baddbmm': baddbmm_flop_jit,
     'aten::scaled_dot_product_attention': sdpa_flop_jit,
+    'aten::_native_multi_head_attention': native_mha_flop_jit,
 }
 
 

@@ -12,7 +12,7 @@
 Each writer returns the inner-config overrides that load its file.
 """
 from collections import OrderedDict
-from typing import Dict
+from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,13 +23,14 @@ def _pretrained(path: str, **kwargs) -> dict:
     return dict(init_cfg=dict(type='Pretrained', checkpoint=str(path), **kwargs))
 
 
-def randomize_(module: nn.Module, seed: int = 0, scale: float = 0.05) -> nn.Module:
+def randomize_(module: nn.Module, seed: int = 0, scale: float = 0.05, skip: Sequence[str] = ()) -> nn.Module:
     """Move every floating-point tensor (norm statistics included) off its initial value, so that a loaded
-    checkpoint is told apart from a fresh initialisation; running variances stay positive."""
+    checkpoint is told apart from a fresh initialisation; running variances stay positive. Tensors whose names
+    end with one of ``skip`` stay (tables a family recomputes and never loads)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in module.state_dict(keep_vars=True).items():
-            if not t.is_floating_point() or t.numel() == 0:
+            if not t.is_floating_point() or t.numel() == 0 or name.endswith(tuple(skip)):
                 continue
             noise = torch.randn(t.shape, generator=g, dtype=t.dtype)
             if name.endswith('running_var'):

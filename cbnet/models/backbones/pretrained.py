@@ -7,6 +7,7 @@ a checkpoint that loads nothing an error and one that loads only part of the bac
 """
 from typing import Dict, List, Optional, Sequence
 
+import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -86,6 +87,10 @@ def load_pretrained_into_branches(branches: Sequence[nn.Module], composition: Op
         logger.info(f'CBNet: loaded {checkpoint!r} into {len(expected) - len(missing)}/{len(expected)} weights of '
                     f'{type(first).__name__} and copied them into {len(branches) - 1} more branch(es); the '
                     f'composite connections ({new} parameters) are new by design.')
+    # tensor by tensor, not load_state_dict: families' load hooks convert checkpoint layouts or drop tables they
+    # rebuild (mmpretrain's Swin v2 drops its position index tables), which a copy between equal modules must skip
     source = first.state_dict()
-    for branch in branches[1:]:
-        branch.load_state_dict({k: source[k] for k in branch.state_dict()}, strict=True)
+    with torch.no_grad():
+        for branch in branches[1:]:
+            for name, tensor in branch.state_dict(keep_vars=True).items():
+                tensor.copy_(source[name])

@@ -6,8 +6,8 @@ installed (``mmpretrain`` for ConvNeXt) is skipped: that family is then not supp
 import importlib
 import pkgutil
 
-from .base import (BackboneAdapter, Pruned, adapted_class, adapter_for_class, get_adapter, prune, register_adapter,
-                   registered_backbone_classes, supported_backbones)
+from .base import (BackboneAdapter, Pruned, adapted_class, adapter_for_class, get_adapter, prune, refusal_reason,
+                   refuse_family, register_adapter, registered_backbone_classes, supported_backbones)
 
 
 def _missing_optional_package(error: ModuleNotFoundError) -> bool:
@@ -29,6 +29,6 @@ def _import_family_modules() -> None:
 _import_family_modules()
 
 __all__ = [
-    'BackboneAdapter', 'Pruned', 'adapted_class', 'adapter_for_class', 'get_adapter', 'prune', 'register_adapter',
-    'registered_backbone_classes', 'supported_backbones'
+    'BackboneAdapter', 'Pruned', 'adapted_class', 'adapter_for_class', 'get_adapter', 'prune', 'refusal_reason',
+    'refuse_family', 'register_adapter', 'registered_backbone_classes', 'supported_backbones'
 ]

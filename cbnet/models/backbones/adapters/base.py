@@ -48,6 +48,8 @@ import torch.nn as nn
 from torch import Tensor
 
 _ADAPTERS: Dict[type, 'BackboneAdapter'] = {}
+#: backbone classes that cannot be cut into stem and stages, with the reason (see :func:`refuse_family`)
+_REFUSALS: Dict[type, str] = {}
 
 
 def register_adapter(*backbone_classes: type):
@@ -60,6 +62,23 @@ def register_adapter(*backbone_classes: type):
         return adapter_cls
 
     return wrap
+
+
+def refuse_family(backbone_cls: type, reason: str) -> None:
+    """``backbone_cls`` (and its subclasses without an adapter of their own) cannot be composed: CBNet refuses it
+    with ``reason`` (a ``ValueError`` that says why and what to use instead) rather than "not supported"."""
+    _REFUSALS[backbone_cls] = reason
+
+
+def refusal_reason(backbone_cls: type) -> Optional[str]:
+    """Why ``backbone_cls`` cannot be composed, where its most specific registered class (itself or a base) is
+    refused rather than adapted (a refused subclass of an adapted family is refused); else None."""
+    for cls in backbone_cls.__mro__:
+        if cls in _ADAPTERS:
+            return None
+        if cls in _REFUSALS:
+            return _REFUSALS[cls]
+    return None
 
 
 def registered_backbone_classes() -> Tuple[type, ...]:
@@ -89,6 +108,9 @@ def adapter_for_class(backbone_cls: type) -> Optional['BackboneAdapter']:
 def get_adapter(backbone: nn.Module) -> 'BackboneAdapter':
     """The adapter for ``backbone``'s class, or the most specific one among its base classes."""
     cls = adapted_class(type(backbone))
+    reason = refusal_reason(type(backbone))
+    if reason is not None:
+        raise ValueError(f'CBNet cannot compose {_name(type(backbone))}: {reason}')
     if cls is None:
         raise TypeError(
             f'CBNet does not support {type(backbone).__module__}.{type(backbone).__name__} as its inner backbone. '
