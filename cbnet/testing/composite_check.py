@@ -78,8 +78,10 @@ def _check(inner: dict, num_backbones: int, single_features: SingleFeatures, des
         result.update(status='refused', reason=str(e))
         return
     single = MODELS.build(copy.deepcopy(inner))
-    for branch in model.branches:  # the branches after the first have no stem: not strict
-        branch.load_state_dict(single.state_dict(), strict=False)
+    weights = single.state_dict()
+    for branch in model.branches:  # only what the branch has: a family's load hooks read the modules of a key
+        own = branch.state_dict()
+        branch.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
     size = model.adapter.probe_size(model.branches[0])
     x = torch.randn(2, 3, size, size)
     result.update(
