@@ -1,0 +1,188 @@
+# Copyright (c) cbnet contributors. All rights reserved.
+"""ONNX Runtime vs PyTorch eager inference latency on the CPU, Dual vs single R50 Faster R-CNN.
+
+    python benchmarks/deploy.py [--shape 800 1333] [--rounds 3] [--threads 1]
+
+Both detectors are built with random weights (same post-processing: the Dual config takes its single config's
+``test_cfg``), exported with ``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and
+checked for agreement with PyTorch on the benchmark image. Timed: the model on the preprocessed, padded input
+(PyTorch: ``predict`` with post-processing; ONNX Runtime: the session, whose graph includes the post-processing up
+to the boxes in input coordinates), CPU time of ``--threads`` threads in both, variants alternating round by round,
+minimum over rounds. FLOPs (eval-mode tensor forward, cbnet.analysis) give the Dual/single ratio the latency ratios
+are set beside. Writes ``benchmarks/results/deploy.{json,md}``.
+"""
+import argparse
+import os.path as osp
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from cbnet.analysis import count_flops, load_config, markdown_header, run_record, start_run, time_once, write_results
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RESULTS = osp.join(ROOT, 'benchmarks', 'results')
+DEPLOY_CFG = osp.join(ROOT, 'configs', 'deploy', 'detection_onnxruntime_static.py')
+PAIR = {
+    'single': 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'dual': osp.join(ROOT, 'configs', 'cbnet', 'dual_r50_faster_rcnn.py'),
+}
+
+
+def _model_config(config: str, single_test_cfg: dict, shape) -> Any:
+    """The config with the single's test_cfg and a test pipeline that keeps an image of ``shape`` as it is."""
+    cfg = load_config(config)
+    cfg.model.test_cfg = single_test_cfg
+    for step in cfg.test_pipeline:
+        if step['type'] == 'Resize':
+            step.update(scale=(shape[1], shape[0]), keep_ratio=True)
+    cfg.test_dataloader.dataset.pipeline = cfg.test_pipeline
+    return cfg
+
+
+def _prepare(name: str, cfg, img: str, work_dir: str, threads: int) -> Dict[str, Any]:
+    """Export ``cfg`` (random weights), build an ONNX Runtime session with ``threads`` threads, and the PyTorch
+    model and its preprocessed input."""
+    import onnxruntime as ort
+    from mmdeploy.apis.utils import build_task_processor
+    from mmdeploy.backend.onnxruntime.init_plugins import get_ops_path
+    from mmdeploy.utils import load_config as load_deploy_config
+    from mmdet.registry import MODELS
+
+    from cbnet.deploy import check_parity, export
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = osp.join(work_dir, f'{name}.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    out = osp.join(work_dir, name)
+    result = export(DEPLOY_CFG, cfg, ckpt, img, out, device='cpu')
+    agreement = check_parity(DEPLOY_CFG, cfg, ckpt, result.backend_files, [img])[0]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.register_custom_ops_library(get_ops_path())
+    session = ort.InferenceSession(result.ir_file, options, providers=['CPUExecutionProvider'])
+    deploy_cfg = load_deploy_config(DEPLOY_CFG)[0]
+    processor = build_task_processor(cfg, deploy_cfg, 'cpu')
+    torch_model = processor.build_pytorch_model(ckpt)
+    data = processor.create_input(img, None, data_preprocessor=torch_model.data_preprocessor)[0]
+    flops = count_flops(torch_model, data)
+    return dict(
+        model=torch_model,
+        data=data,
+        session=session,
+        input=data['inputs'].numpy(),
+        agreement=agreement.as_dict(),
+        flops=flops['total'],
+        params=sum(p.numel() for p in torch_model.parameters()),
+        input_shape=list(data['inputs'].shape[-2:]))
+
+
+def measure(shape, rounds: int, threads: int, log=print) -> Dict[str, Any]:
+    torch.set_num_threads(threads)
+    import mmcv
+    single_test_cfg = load_config(PAIR['single']).model.test_cfg.to_dict()
+    prepared = {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        img = osp.join(work_dir, 'image.jpg')
+        rng = np.random.default_rng(0)
+        mmcv.imwrite(rng.integers(0, 255, (*shape, 3), dtype=np.uint8), img)
+        for name, config in PAIR.items():
+            log(f'{name}: export and parity')
+            prepared[name] = _prepare(name, _model_config(config, single_test_cfg, shape), img, work_dir, threads)
+    runners = {}
+    for name, p in prepared.items():
+
+        def eager(p=p):
+            with torch.no_grad():
+                p['model'](p['data']['inputs'], p['data']['data_samples'], mode='predict')
+
+        def onnxruntime(p=p):
+            p['session'].run(None, {'input': p['input']})
+
+        runners[f'{name} PyTorch'] = eager
+        runners[f'{name} ONNX Runtime'] = onnxruntime
+    for label, fn in runners.items():  # warm-up
+        log(f'warm-up {label}')
+        fn()
+    times: Dict[str, List[float]] = {label: [] for label in runners}
+    for r in range(rounds):
+        for label, fn in runners.items():
+            times[label].append(time_once(fn, 'cpu', 'cpu'))
+            log(f'round {r + 1}/{rounds} {label}: {times[label][-1]:.2f} s')
+    best = {label: min(t) for label, t in times.items()}
+    return dict(
+        shape=list(shape),
+        rounds=rounds,
+        threads=threads,
+        timer='cpu',
+        times_s=times,
+        min_s=best,
+        models={
+            name:
+            dict(
+                config=PAIR[name],
+                params=p['params'],
+                gflops=p['flops'] / 1e9,
+                input_shape=p['input_shape'],
+                parity=p['agreement'])
+            for name, p in prepared.items()
+        },
+        ratios=dict(
+            flops=prepared['dual']['flops'] / prepared['single']['flops'],
+            pytorch=best['dual PyTorch'] / best['single PyTorch'],
+            onnxruntime=best['dual ONNX Runtime'] / best['single ONNX Runtime']),
+        speedup=dict(
+            single=best['single PyTorch'] / best['single ONNX Runtime'],
+            dual=best['dual PyTorch'] / best['dual ONNX Runtime']))
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    lines = markdown_header('ONNX Runtime vs PyTorch on the CPU: Dual vs single R50 Faster R-CNN', result['record'])
+    r = result['measurement']
+    h, w = r['shape']
+    lines += [
+        f"Image {h}x{w} (input {'x'.join(map(str, r['models']['single']['input_shape']))} after padding), batch 1, "
+        f"random weights, the single config's test_cfg for both; CPU time of {r['threads']} thread(s) (torch and "
+        f"ONNX Runtime intra-op threads), minimum over {r['rounds']} alternating rounds. PyTorch: `predict` with "
+        'post-processing; ONNX Runtime: the `detection_onnxruntime_static.py` graph (post-processing included up to '
+        'boxes in input coordinates).', '', '| model | params (M) | GFLOPs | PyTorch (s) | ONNX Runtime (s) | '
+        'PyTorch / ONNX Runtime | parity (detections, max box / score diff) |', '|---|---|---|---|---|---|---|'
+    ]
+    for name, m in r['models'].items():
+        p = m['parity']
+        lines.append(f"| {name} | {m['params'] / 1e6:.2f} | {m['gflops']:.1f} | {r['min_s'][name + ' PyTorch']:.2f} | "
+                     f"{r['min_s'][name + ' ONNX Runtime']:.2f} | {r['speedup'][name]:.2f}x | "
+                     f"{p['num_backend']}/{p['num_torch']}, {p['max_box_diff']:.1e} / {p['max_score_diff']:.1e}"
+                     f"{'' if p['ok'] else ' DISAGREE'} |")
+    ratios = r['ratios']
+    lines += [
+        '', f"Dual / single: PyTorch {ratios['pytorch']:.2f}x, ONNX Runtime {ratios['onnxruntime']:.2f}x, "
+        f"FLOPs {ratios['flops']:.2f}x.", '',
+        'All times (s): ' + '; '.join(f"{label} {', '.join(f'{t:.2f}' for t in ts)}"
+                                      for label, ts in r['times_s'].items()) + '.', ''
+    ]
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--out-dir', default=RESULTS)
+    args = parser.parse_args(argv)
+    start = start_run()
+    measurement = measure(
+        tuple(args.shape), args.rounds, args.threads, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = dict(record=run_record(start, 'benchmarks/deploy.py', argv), measurement=measurement)
+    md = markdown(result)
+    write_results(args.out_dir, 'deploy', result, md, relative_to=ROOT)
+    print(md)
+    return result
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,168 @@
+"""Export a (CB) detector with MMDeploy, build its backend model, and check it against PyTorch.
+
+The steps of MMDeploy's ``tools/deploy.py`` (``torch2onnx``, ``to_backend``, optionally ``export2SDK``), run in
+this process with the torch-compatibility fixes of :mod:`cbnet.deploy.compat` active only around them, then
+both models on the test images, compared by :func:`cbnet.deploy.parity.compare_instances`.
+"""
+import logging
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.config import Config
+
+from .compat import deploy_patches
+from .parity import Agreement, ParityError, Tolerance, compare_instances
+from .support import check_deployable
+
+ConfigLike = Union[str, Config]
+
+
+@dataclass
+class DeployResult:
+    """What :func:`deploy` made and measured."""
+
+    work_dir: str
+    ir_file: str
+    backend_files: List[str]
+    fixes: List[str]
+    agreements: List[Agreement] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.agreements)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(
+            work_dir=self.work_dir,
+            ir_file=self.ir_file,
+            backend_files=self.backend_files,
+            fixes=self.fixes,
+            agreements=[a.as_dict() for a in self.agreements],
+            ok=self.ok)
+
+
+def load_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
+    """Both configs as mmengine Configs; ``mmdet::``/``cbnet::`` model config names are resolved."""
+    from mmdeploy.utils import load_config
+
+    import cbnet  # noqa: F401  (registers the CB detectors and the cbnet:: config scope)
+    from ..utils.configs import resolve_config_path
+    if isinstance(model_cfg, str):
+        model_cfg = resolve_config_path(model_cfg)
+    deploy_cfg, model_cfg = load_config(deploy_cfg, model_cfg)
+    return deploy_cfg, model_cfg
+
+
+def export(deploy_cfg: ConfigLike,
+           model_cfg: ConfigLike,
+           checkpoint: Optional[str],
+           img: Any,
+           work_dir: str,
+           device: str = 'cpu',
+           export_overrides: Optional[Dict] = None) -> DeployResult:
+    """``DIR/end2end.onnx`` (the deploy config's ``save_file``) and the backend files, as MMDeploy's tool
+    writes them."""
+    from mmdeploy.apis import torch2onnx
+    from mmdeploy.apis.utils import to_backend
+    from mmdeploy.utils import get_backend, get_ir_config
+
+    from . import rewriters  # noqa: F401  (mmdet post-processing in ONNX Runtime graphs)
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    check_deployable(model_cfg, deploy_cfg)
+    os.makedirs(work_dir, exist_ok=True)
+    save_file = get_ir_config(deploy_cfg)['save_file']
+    with deploy_patches(export_overrides) as fixes:
+        torch2onnx(img, work_dir, save_file, deploy_cfg, model_cfg, checkpoint, device=device)
+    ir_file = osp.join(work_dir, save_file)
+    backend = get_backend(deploy_cfg)
+    backend_files = to_backend(
+        backend, [ir_file], work_dir=work_dir, deploy_cfg=deploy_cfg, log_level=logging.WARNING, device=device)
+    return DeployResult(work_dir=work_dir, ir_file=ir_file, backend_files=list(backend_files), fixes=fixes)
+
+
+def dump_sdk_info(deploy_cfg: ConfigLike, model_cfg: ConfigLike, checkpoint: Optional[str], work_dir: str,
+                  device: str) -> None:
+    """MMDeploy SDK's ``deploy.json``, ``pipeline.json`` and ``detail.json`` (``--dump-info``)."""
+    from mmdeploy.backend.sdk.export_info import export2SDK
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    export2SDK(deploy_cfg, model_cfg, work_dir, pth=checkpoint, device=device)
+
+
+def predictions(deploy_cfg: ConfigLike,
+                model_cfg: ConfigLike,
+                checkpoint: Optional[str],
+                backend_files: Sequence[str],
+                imgs: Sequence[Any],
+                device: str = 'cpu'):
+    """``[(torch_sample, backend_sample, image_size), ...]``: PyTorch's and the backend's predictions of each
+    image through the same test pipeline (PyTorch runs unpatched, as in training and testing)."""
+    from mmdeploy.apis.utils import build_task_processor
+    from mmdeploy.utils import get_input_shape
+
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    processor = build_task_processor(model_cfg, deploy_cfg, device)
+    torch_model = processor.build_pytorch_model(checkpoint)
+    backend_model = processor.build_backend_model(list(backend_files), processor.update_data_preprocessor)
+    out = []
+    for img in imgs:
+        data, _ = processor.create_input(img, get_input_shape(deploy_cfg))
+        with torch.no_grad():
+            torch_sample = torch_model.test_step(data)[0]
+            backend_sample = backend_model.test_step(data)[0]
+        clip_to_image(backend_sample)
+        out.append((torch_sample, backend_sample, max(torch_sample.ori_shape[:2])))
+    return out
+
+
+def clip_to_image(sample) -> None:
+    """Clip the backend's boxes to the image, as mmdet's box decoding does. The ONNX graph sees the padded
+    input only, so it clips to the padded size; boxes reaching into the padding came out larger than
+    PyTorch's."""
+    pred = sample.pred_instances
+    if len(pred) and 'bboxes' in pred:
+        h, w = sample.ori_shape[:2]
+        pred.bboxes[:, 0::2] = pred.bboxes[:, 0::2].clamp(0, w)
+        pred.bboxes[:, 1::2] = pred.bboxes[:, 1::2].clamp(0, h)
+
+
+def check_parity(deploy_cfg: ConfigLike,
+                 model_cfg: ConfigLike,
+                 checkpoint: Optional[str],
+                 backend_files: Sequence[str],
+                 imgs: Sequence[Any],
+                 device: str = 'cpu',
+                 tolerance: Tolerance = Tolerance()) -> List[Agreement]:
+    """The agreement of the backend model with PyTorch on each image."""
+    agreements = []
+    for k, (torch_sample, backend_sample,
+            size) in enumerate(predictions(deploy_cfg, model_cfg, checkpoint, backend_files, imgs, device)):
+        name = imgs[k] if isinstance(imgs[k], str) else f'image {k}'
+        agreements.append(
+            compare_instances(torch_sample.pred_instances, backend_sample.pred_instances, size, tolerance, name))
+    return agreements
+
+
+def deploy(deploy_cfg: ConfigLike,
+           model_cfg: ConfigLike,
+           checkpoint: Optional[str],
+           img: Any,
+           work_dir: str,
+           device: str = 'cpu',
+           test_imgs: Optional[Sequence[Any]] = None,
+           dump_info: bool = False,
+           tolerance: Tolerance = Tolerance(),
+           strict: bool = True) -> DeployResult:
+    """Export, build the backend model, and compare it with PyTorch on ``test_imgs`` (default: ``img``);
+    with ``strict``, raise :class:`ParityError` (with the numbers) when they disagree."""
+    if dump_info:
+        dump_sdk_info(deploy_cfg, model_cfg, checkpoint, work_dir, device)
+    result = export(deploy_cfg, model_cfg, checkpoint, img, work_dir, device)
+    result.agreements = check_parity(deploy_cfg, model_cfg, checkpoint, result.backend_files, test_imgs or [img],
+                                     device, tolerance)
+    if strict and not result.ok:
+        raise ParityError('the deployed model disagrees with PyTorch:\n' +
+                          '\n'.join(a.line() for a in result.agreements if not a.ok))
+    return result

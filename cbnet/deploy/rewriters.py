@@ -1,0 +1,129 @@
+"""Rewriters that make MMDeploy's ONNX Runtime graphs of two-stage detectors post-process as mmdet does.
+
+MMDeploy 1.3.1 exports the RPN and the R-CNN box head with simplifications that change the detections of a
+detector whose scores are not sharp (every class and level competes), which is what made its Mask R-CNN
+disagree with PyTorch. Measured causes and their fixes here (ONNX Runtime only; TensorRT keeps MMDeploy's
+``TRTBatchedNMS``, see ``configs/deploy/``):
+
+1. RPN: one NMS over all FPN levels; mmdet suppresses within each level (``batched_nms`` on the level ids).
+   Fixed: the levels are offset apart before one NMS, exactly as ``mmcv.ops.batched_nms`` does.
+2. RPN: MMDeploy drops proposals scoring below ``post_processing.score_threshold`` (0.05); mmdet keeps all.
+3. RPN: ``min_bbox_size`` is ignored (mmdet drops proposals of zero width or height).
+4. RPN and R-CNN: a zero row is appended to the NMS output (against empty tensors) and becomes an extra RoI
+   (0, 0, 0, 0) that the box head scores like any other, adding a detection mmdet never makes.
+5. R-CNN: every RoI keeps only the box of its best class, which then stands for all classes in the
+   multi-class NMS; mmdet uses each class's own regressed box (``reg_class_agnostic=False``).
+
+Both rewriters register for the ``onnxruntime`` backend only and are active only inside MMDeploy's
+``RewriterContext`` (during export): importing this module changes nothing else.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdeploy.core import FUNCTION_REWRITER
+from mmdeploy.mmcv.ops.nms import ONNXNMSop
+from mmdet.structures.bbox import get_box_tensor
+from torch import Tensor
+
+BACKEND = 'onnxruntime'
+
+
+def nms_per_group(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float, score_threshold: float,
+                  max_num: int) -> Tuple[Tensor, Tensor]:
+    """mmcv's ``batched_nms`` in ONNX for one image: NMS within each group (class or FPN level), the groups
+    kept apart by offsetting their boxes by ``group * (max coordinate + 1)`` as mmcv does; boxes at or below
+    ``score_threshold`` take no part (and do not set the offset). Returns the kept indices, best first, and their
+    scores. ``boxes`` (N, 4), ``scores`` (N,), ``groups`` (N,)."""
+    valid = scores > score_threshold
+    max_coordinate = torch.where(valid[:, None], boxes, boxes.new_zeros(())).max()
+    offsets = groups.to(boxes) * (max_coordinate + 1)
+    shifted = boxes + offsets[:, None]
+    # max_num is a plain int for ONNX's NonMaxSuppression (it keeps the best max_num, as mmdet's [:max_num])
+    selected = ONNXNMSop.apply(shifted[None], scores[None, None], max_num, iou_threshold, score_threshold)
+    keep = selected[:, 2]
+    return keep, scores[keep]
+
+
+def _decode(coder, priors: Tensor, deltas: Tensor, img_shape) -> Tensor:
+    """Decoded and clipped boxes of one image, through MMDeploy's batched decode rewriters."""
+    return get_box_tensor(coder.decode(priors[None], deltas[None], max_shape=img_shape))[0]
+
+
+def _single_image(tensor: Tensor, what: str) -> Tensor:
+    if tensor.shape[0] != 1:  # only reached during tracing, where the export batch is known
+        raise NotImplementedError(f'cbnet\'s ONNX Runtime {what} post-processing exports batch 1 (got a batch of '
+                                  f'{tensor.shape[0]}): deploy with one image per call.')
+    return tensor[0]
+
+
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat', backend=BACKEND)
+def rpn_head__predict_by_feat__as_mmdet(self,
+                                        cls_scores: List[Tensor],
+                                        bbox_preds: List[Tensor],
+                                        score_factors: Optional[List[Tensor]] = None,
+                                        batch_img_metas: Optional[List[dict]] = None,
+                                        cfg=None,
+                                        rescale: bool = False,
+                                        with_nms: bool = True,
+                                        **kwargs):
+    """Proposals as mmdet's ``RPNHead.predict_by_feat`` makes them (fixes 1 to 4): top ``nms_pre`` per level,
+    decoded and clipped, ``min_bbox_size`` filter, NMS within each level, best ``max_per_img``; (1, K, 5) dets
+    and (1, K) labels as MMDeploy's RoI-head rewriters expect."""
+    cfg = self.test_cfg if cfg is None else cfg
+    img_shape = batch_img_metas[0]['img_shape']
+    featmap_sizes = [score.shape[-2:] for score in cls_scores]
+    priors = self.prior_generator.grid_priors(featmap_sizes, device=cls_scores[0].device)
+    nms_pre = cfg.get('nms_pre', -1)
+    level_scores, level_deltas, level_priors, level_ids = [], [], [], []
+    for level, (score, delta, prior) in enumerate(zip(cls_scores, bbox_preds, priors)):
+        score = _single_image(score, 'RPN').permute(1, 2, 0).reshape(-1, self.cls_out_channels)
+        score = score.sigmoid()[:, 0] if self.use_sigmoid_cls else score.softmax(-1)[:, 0]
+        delta = _single_image(delta, 'RPN').permute(1, 2, 0).reshape(-1, self.bbox_coder.encode_size)
+        prior = get_box_tensor(prior)
+        if nms_pre > 0:  # MMDeploy's topk rewriter keeps k within the level's size
+            score, inds = score.topk(nms_pre)
+            delta, prior = delta[inds], prior[inds]
+        level_scores.append(score)
+        level_deltas.append(delta)
+        level_priors.append(prior)
+        level_ids.append(torch.full_like(score, level, dtype=torch.long))
+    scores = torch.cat(level_scores)
+    boxes = _decode(self.bbox_coder, torch.cat(level_priors), torch.cat(level_deltas), img_shape)
+    if cfg.get('min_bbox_size', -1) >= 0:
+        wide = (boxes[:, 2] - boxes[:, 0] > cfg.min_bbox_size) & (boxes[:, 3] - boxes[:, 1] > cfg.min_bbox_size)
+        scores = torch.where(wide, scores, scores.new_zeros(()))  # out of the NMS below (score threshold 0)
+    keep, kept_scores = nms_per_group(boxes, scores, torch.cat(level_ids), cfg.nms.get('iou_threshold', 0.7), 0.0,
+                                      cfg.max_per_img)
+    dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
+    return dets, dets.new_zeros(dets.shape[:2], dtype=torch.long)
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat', backend=BACKEND)
+def bbox_head__predict_by_feat__as_mmdet(self,
+                                         rois: Tensor,
+                                         cls_scores: Tensor,
+                                         bbox_preds: Tensor,
+                                         batch_img_metas: List[dict],
+                                         rcnn_test_cfg=None,
+                                         rescale: bool = False):
+    """Detections as mmdet's ``BBoxHead.predict_by_feat`` + ``multiclass_nms`` make them (fixes 4 and 5): every
+    (RoI, class) pair above ``score_thr`` with its own class's box, NMS within each class, best ``max_per_img``.
+    ``rois`` (1, N, 5), ``cls_scores`` (1, N, C + 1), ``bbox_preds`` (1, N, C * 4 or 4)."""
+    img_shape = batch_img_metas[0]['img_shape']
+    if self.custom_cls_channels:
+        scores = self.loss_cls.get_activation(cls_scores)
+    else:
+        scores = F.softmax(cls_scores, dim=-1)
+    scores = _single_image(scores, 'R-CNN')[:, :self.num_classes]
+    rois = _single_image(rois, 'R-CNN')[:, 1:]
+    boxes = _decode(self.bbox_coder, rois, _single_image(bbox_preds, 'R-CNN'), img_shape)
+    size = self.bbox_coder.encode_size  # (no Python sizes below: the number of RoIs stays dynamic)
+    boxes = boxes.reshape(-1, boxes.shape[-1] // size, size).expand_as(scores[..., None].expand(-1, -1, size))
+    boxes = boxes.reshape(-1, size)
+    labels = torch.arange(self.num_classes, device=scores.device)[None].expand_as(scores).reshape(-1)
+    keep, kept_scores = nms_per_group(boxes, scores.reshape(-1), labels, rcnn_test_cfg.nms.get('iou_threshold', 0.5),
+                                      rcnn_test_cfg.score_thr, rcnn_test_cfg.max_per_img)
+    dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
+    return dets, labels[keep][None]

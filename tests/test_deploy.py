@@ -1,0 +1,114 @@
+"""Deployed CB detectors agree with PyTorch in ONNX Runtime (CPU): every detector kind cbnet registers, ResNet,
+Swin and ConvNeXt branches, Dual and Triple, static and dynamic shapes at two input sizes; only the lead path is
+exported; what MMDeploy cannot export is refused with the reason.
+
+Agreement (:class:`cbnet.deploy.Tolerance`): the same number of detections, boxes within 1e-3 of the image size,
+scores within 1e-4, the same labels, mask IoU >= 0.99.
+"""
+import os.path as osp
+
+import pytest
+import torch
+
+pytest.importorskip('mmdeploy', reason='the deploy stack (requirements/deploy.txt, make install)')
+
+from cbnet.deploy import NotDeployableError, check_parity, export  # noqa: E402
+from cbnet.deploy.graph import NAMED_PARAMETERS_EXPORT, graph_parameters, parameter_count, used_parameters  # noqa: E402
+from cbnet.models.detectors import KINDS  # noqa: E402
+from cbnet.testing.backbones import torch_threads  # noqa: E402
+from cbnet.testing.deploy_cases import DEPLOY_DETECTORS, DeployCase, deploy_cases, write_case, write_image  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SIZES = [(64, 96), (96, 64)]  # (h, w): the dynamic model runs both; the static model is exported at the second
+REFUSED = {'Mask2Former'}
+CASES = [c for c in deploy_cases('ResNet') if c.detector not in REFUSED] + [
+    DeployCase('FasterRCNN', 'Swin'),
+    DeployCase('MaskRCNN', 'ConvNeXt'),
+    DeployCase('FasterRCNN', num_backbones=3),
+    DeployCase('CascadeMaskRCNN'),
+]
+FAST = {'dual_resnet_fasterrcnn', 'dual_resnet_maskrcnn', 'dual_resnet_retinanet'}
+
+
+def deploy_config(task: str, dynamic: bool) -> str:
+    name = f"{task}_onnxruntime_{'dynamic' if dynamic else 'static'}.py"
+    if task == 'instance-seg' and not dynamic:
+        name = 'instance-seg_onnxruntime_dynamic.py'  # MMDeploy's set has no static instance-seg ORT config
+    return osp.join(ROOT, 'configs', 'deploy', name)
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    out = tmp_path_factory.mktemp('images')
+    return [write_image(str(out / f'image_{h}x{w}.png'), (h, w), seed=k) for k, (h, w) in enumerate(SIZES)]
+
+
+def _marks(case):
+    return [] if case.name in FAST else [pytest.mark.slow]
+
+
+def _check(agreements):
+    assert agreements and all(a.num_torch > 0 for a in agreements), [a.line() for a in agreements]
+    assert all(a.ok for a in agreements), '\n'.join(a.line() for a in agreements)
+
+
+@pytest.mark.parametrize('case', [pytest.param(c, id=c.name, marks=_marks(c)) for c in CASES])
+def test_onnxruntime_agrees_with_pytorch(case, images, tmp_path):
+    """Dynamic shapes: exported at one size, run at both; static: exported and run at the other."""
+    cfg, ckpt = write_case(case, str(tmp_path), size=(96, 96))
+    dynamic = export(deploy_config(case.task, True), cfg, ckpt, images[0], str(tmp_path / 'dynamic'))
+    _check(check_parity(deploy_config(case.task, True), cfg, ckpt, dynamic.backend_files, images))
+    if case.task == 'detection':
+        static = export(deploy_config(case.task, False), cfg, ckpt, images[1], str(tmp_path / 'static'))
+        _check(check_parity(deploy_config(case.task, False), cfg, ckpt, static.backend_files, images[1:]))
+
+
+def test_every_detector_kind_has_deployment_cases():
+    assert {base.__name__ for base in KINDS} <= set(DEPLOY_DETECTORS)
+
+
+@pytest.mark.parametrize('detector', sorted(REFUSED))
+def test_what_mmdeploy_cannot_export_is_refused_with_the_reason(detector, images, tmp_path):
+    cfg, ckpt = write_case(DeployCase(detector), str(tmp_path))
+    with pytest.raises(NotDeployableError, match='MMDeploy exports .* Deploy a Mask R-CNN'):
+        export(deploy_config('instance-seg', True), cfg, ckpt, images[0], str(tmp_path))
+
+
+def test_soft_nms_is_refused_with_the_option_to_change(images, tmp_path):
+    cfg, ckpt = write_case(DeployCase('FasterRCNN'), str(tmp_path))
+    cfg.model.test_cfg.rcnn.nms = dict(type='soft_nms', iou_threshold=0.5)
+    with pytest.raises(NotDeployableError, match=r'model.test_cfg.rcnn.nms.type=nms'):
+        export(deploy_config('detection', True), cfg, ckpt, images[0], str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    'case', [DeployCase('FasterRCNN'), DeployCase('FasterRCNN', num_backbones=3)], ids=lambda c: c.name)
+def test_only_the_lead_path_is_exported(case, images, tmp_path):
+    """The graph's parameters are exactly those the eval-mode CB model uses (no assisting neck/head, no stage
+    nobody reads), counted by name in a graph exported without constant folding."""
+    from mmdet.registry import MODELS
+    cfg, ckpt = write_case(case, str(tmp_path), size=(96, 96))
+    result = export(
+        deploy_config('detection', True),
+        cfg,
+        ckpt,
+        images[0],
+        str(tmp_path / 'named'),
+        export_overrides=NAMED_PARAMETERS_EXPORT)
+    model = MODELS.build(cfg.model)
+    model.load_state_dict(torch.load(ckpt)['state_dict'])
+    batch = model.data_preprocessor(
+        dict(inputs=[torch.randint(0, 255, (3, 64, 96), dtype=torch.uint8)], data_samples=None), False)
+    from mmdet.structures import DetDataSample
+    samples = [DetDataSample(metainfo=dict(img_shape=(64, 96), ori_shape=(64, 96), scale_factor=(1.0, 1.0)))]
+    used = used_parameters(model, batch['inputs'], samples)
+    in_graph = graph_parameters(result.ir_file, model)
+    assert set(in_graph) == set(used)
+    assert parameter_count(in_graph) == parameter_count(used)
+    assert any(name.startswith('backbone.branches.0.') for name in in_graph)  # the assisting stages the lead reads
