@@ -2,6 +2,7 @@
 """ONNX Runtime vs PyTorch eager inference latency on the CPU, Dual vs single R50 Faster R-CNN.
 
     python benchmarks/deploy.py [--shape 800 1333] [--rounds 3] [--threads 1]
+    python benchmarks/deploy.py --backend tensorrt [--dry-run]   # on a CUDA machine (dry run: anywhere)
 
 Both detectors are built with random weights (same post-processing: the Dual config takes its single config's
 ``test_cfg``), exported with ``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and
@@ -12,6 +13,7 @@ minimum over rounds. FLOPs (eval-mode tensor forward, cbnet.analysis) give the D
 are set beside. Writes ``benchmarks/results/deploy.{json,md}``.
 """
 import argparse
+import json
 import os.path as osp
 import sys
 import tempfile
@@ -167,14 +169,90 @@ def markdown(result: Dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+TENSORRT_CFG = osp.join(ROOT, 'configs', 'deploy', 'detection_tensorrt-fp16_dynamic-320x320-1344x1344.py')
+#: fp16 engines and TensorRT's batched NMS: agreement within these, reported (not a failure)
+FP16 = dict(box=1e-2, score=1e-2, mask_iou=0.9)
+
+
+def tensorrt(shape, rounds: int, dry_run: bool, log=print) -> Dict[str, Any]:
+    """TensorRT fp16 on a CUDA machine: export, engine, agreement with PyTorch (fp32), img/s of both (wall time,
+    CUDA synchronised, ``test_step`` with pre- and post-processing, min over rounds). ``dry_run`` (any machine):
+    the TensorRT graph is exported on the CPU and checked for TensorRT's ops; no engine is built."""
+    import mmcv
+    import onnx
+    from mmdet.registry import MODELS
+
+    from cbnet.deploy import Tolerance, check_parity, export
+    from cbnet.deploy.pipeline import export_graph, load_configs
+    single_test_cfg = load_config(PAIR['single']).model.test_cfg.to_dict()
+    out: Dict[str, Any] = dict(mode='dry-run' if dry_run else 'cuda', models={})
+    with tempfile.TemporaryDirectory() as work_dir:
+        img = osp.join(work_dir, 'image.jpg')
+        mmcv.imwrite(np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8), img)
+        for name, config in PAIR.items():
+            cfg = _model_config(config, single_test_cfg, shape)
+            model = MODELS.build(cfg.model)
+            model.init_weights()
+            ckpt = osp.join(work_dir, f'{name}.pth')
+            torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+            del model
+            if dry_run:
+                log(f'{name}: TensorRT graph on the CPU')
+                graph = onnx.load(export_graph(TENSORRT_CFG, cfg, ckpt, img, osp.join(work_dir, name)))
+                ops = sorted({n.op_type for n in graph.graph.node if n.domain not in ('', 'ai.onnx')})
+                missing = {'TRTBatchedNMS', 'MMCVRoiAlign'} - set(ops)
+                if missing:
+                    raise RuntimeError(f'{name}: the TensorRT graph lacks {sorted(missing)} (custom ops: {ops})')
+                out['models'][name] = dict(custom_ops=ops, nodes=len(graph.graph.node))
+                continue
+            log(f'{name}: TensorRT engine')
+            result = export(TENSORRT_CFG, cfg, ckpt, img, osp.join(work_dir, name), device='cuda')
+            agreement = check_parity(TENSORRT_CFG, cfg, ckpt, result.backend_files, [img], 'cuda', Tolerance(**FP16))[0]
+            from mmdeploy.apis.utils import build_task_processor
+            deploy_cfg, model_cfg = load_configs(TENSORRT_CFG, cfg)
+            processor = build_task_processor(model_cfg, deploy_cfg, 'cuda')
+            models = dict(
+                pytorch=processor.build_pytorch_model(ckpt),
+                tensorrt=processor.build_backend_model(result.backend_files, processor.update_data_preprocessor))
+            data = processor.create_input(img, None)[0]
+            times = {k: [] for k in models}
+            for r in range(rounds + 1):  # round 0 warms up
+                for k, m in models.items():
+                    with torch.no_grad():
+                        t = time_once(lambda m=m: m.test_step(data), 'cuda', 'wall')
+                    if r:
+                        times[k].append(t)
+            out['models'][name] = dict(
+                parity=agreement.as_dict(), times_s=times, img_per_s={
+                    k: 1 / min(v)
+                    for k, v in times.items()
+                })
+            log(f"{name}: {out['models'][name]['img_per_s']}, {agreement.line()}")
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out-dir', default=RESULTS)
+    parser.add_argument('--backend', choices=['onnxruntime', 'tensorrt'], default='onnxruntime')
+    parser.add_argument('--dry-run', action='store_true', help='tensorrt: export and check the graph on the CPU')
     args = parser.parse_args(argv)
     start = start_run()
+    if args.backend == 'tensorrt':
+        measurement = tensorrt(
+            tuple(args.shape), args.rounds, args.dry_run, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        result = dict(record=run_record(start, 'benchmarks/deploy.py', argv), measurement=measurement)
+        name = 'deploy_tensorrt' + ('_dryrun' if args.dry_run else '')
+        md = '\n'.join(
+            markdown_header('TensorRT fp16 deployment: Dual vs single R50 Faster R-CNN', result['record']) +
+            ['```', json.dumps(measurement, indent=1), '```', ''])
+        write_results(args.out_dir, name, result, md, relative_to=ROOT)
+        print(md)
+        return result
     measurement = measure(
         tuple(args.shape), args.rounds, args.threads, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     result = dict(record=run_record(start, 'benchmarks/deploy.py', argv), measurement=measurement)

@@ -19,7 +19,7 @@ from cbnet.testing.backbones import torch_threads  # noqa: E402
 from cbnet.testing.deploy_cases import DEPLOY_DETECTORS, DeployCase, deploy_cases, write_case, write_image  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SIZES = [(64, 96), (96, 64)]  # (h, w): the dynamic model runs both; the static model is exported at the second
+SIZES = [(128, 160), (160, 128)]  # (h, w): the dynamic model runs both; the static model is exported at the second
 REFUSED = {'Mask2Former'}
 CASES = [c for c in deploy_cases('ResNet') if c.detector not in REFUSED] + [
     DeployCase('FasterRCNN', 'Swin'),
@@ -61,7 +61,7 @@ def _check(agreements):
 @pytest.mark.parametrize('case', [pytest.param(c, id=c.name, marks=_marks(c)) for c in CASES])
 def test_onnxruntime_agrees_with_pytorch(case, images, tmp_path):
     """Dynamic shapes: exported at one size, run at both; static: exported and run at the other."""
-    cfg, ckpt = write_case(case, str(tmp_path), size=(96, 96))
+    cfg, ckpt = write_case(case, str(tmp_path), size=(160, 160))
     dynamic = export(deploy_config(case.task, True), cfg, ckpt, images[0], str(tmp_path / 'dynamic'))
     _check(check_parity(deploy_config(case.task, True), cfg, ckpt, dynamic.backend_files, images))
     if case.task == 'detection':
@@ -93,7 +93,7 @@ def test_only_the_lead_path_is_exported(case, images, tmp_path):
     """The graph's parameters are exactly those the eval-mode CB model uses (no assisting neck/head, no stage
     nobody reads), counted by name in a graph exported without constant folding."""
     from mmdet.registry import MODELS
-    cfg, ckpt = write_case(case, str(tmp_path), size=(96, 96))
+    cfg, ckpt = write_case(case, str(tmp_path), size=(160, 160))
     result = export(
         deploy_config('detection', True),
         cfg,

@@ -4,6 +4,7 @@ The steps of MMDeploy's ``tools/deploy.py`` (``torch2onnx``, ``to_backend``, opt
 this process with the torch-compatibility fixes of :mod:`cbnet.deploy.compat` active only around them, then
 both models on the test images, compared by :func:`cbnet.deploy.parity.compare_instances`.
 """
+import copy
 import logging
 import os
 import os.path as osp
@@ -81,6 +82,48 @@ def export(deploy_cfg: ConfigLike,
     backend_files = to_backend(
         backend, [ir_file], work_dir=work_dir, deploy_cfg=deploy_cfg, log_level=logging.WARNING, device=device)
     return DeployResult(work_dir=work_dir, ir_file=ir_file, backend_files=list(backend_files), fixes=fixes)
+
+
+def export_graph(deploy_cfg: ConfigLike,
+                 model_cfg: ConfigLike,
+                 checkpoint: Optional[str],
+                 img: Any,
+                 work_dir: str,
+                 export_overrides: Optional[Dict] = None) -> str:
+    """Only ``DIR/end2end.onnx`` for the deploy config's backend, exported on the CPU, without building the
+    backend: the graph a CUDA machine's TensorRT would build its engine from (TensorRT's own rewriters and
+    ops: ``TRTBatchedNMS``, ``MMCVRoiAlign``), checkable on a machine without one. Returns the file."""
+    from mmdeploy.apis.onnx import export as onnx_export
+    from mmdeploy.apis.utils import build_task_processor
+    from mmdeploy.utils import get_backend, get_dynamic_axes, get_input_shape, get_onnx_config
+
+    from . import rewriters  # noqa: F401
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    check_deployable(model_cfg, deploy_cfg)
+    os.makedirs(work_dir, exist_ok=True)
+    on_cpu = copy.deepcopy(deploy_cfg)
+    on_cpu.backend_config = dict(type='onnxruntime')  # only to build the PyTorch model on the CPU
+    processor = build_task_processor(model_cfg, on_cpu, 'cpu')
+    model = processor.build_pytorch_model(checkpoint)
+    data, inputs = processor.create_input(img, get_input_shape(deploy_cfg), data_preprocessor=model.data_preprocessor)
+    onnx_cfg = get_onnx_config(deploy_cfg)
+    names = onnx_cfg['input_names'] + onnx_cfg['output_names']
+    prefix = osp.join(work_dir, osp.splitext(onnx_cfg['save_file'])[0])
+    with deploy_patches(export_overrides):
+        onnx_export(
+            model,
+            inputs,
+            prefix,
+            backend=get_backend(deploy_cfg).value,
+            input_metas=dict(data_samples=data['data_samples'], mode='predict'),
+            context_info=dict(deploy_cfg=deploy_cfg),
+            input_names=onnx_cfg['input_names'],
+            output_names=onnx_cfg['output_names'],
+            opset_version=onnx_cfg.get('opset_version', 11),
+            dynamic_axes=get_dynamic_axes(deploy_cfg, names),
+            keep_initializers_as_inputs=onnx_cfg.get('keep_initializers_as_inputs', True),
+            optimize=onnx_cfg.get('optimize', False))
+    return prefix + '.onnx'
 
 
 def dump_sdk_info(deploy_cfg: ConfigLike, model_cfg: ConfigLike, checkpoint: Optional[str], work_dir: str,

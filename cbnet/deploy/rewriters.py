@@ -27,6 +27,8 @@ from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor
 
 BACKEND = 'onnxruntime'
+#: "keep every detection" for ONNX's NonMaxSuppression, which needs a number
+_ALL = 1 << 20
 
 
 def nms_per_group(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float, score_threshold: float,
@@ -125,5 +127,102 @@ def bbox_head__predict_by_feat__as_mmdet(self,
     labels = torch.arange(self.num_classes, device=scores.device)[None].expand_as(scores).reshape(-1)
     keep, kept_scores = nms_per_group(boxes, scores.reshape(-1), labels, rcnn_test_cfg.nms.get('iou_threshold', 0.5),
                                       rcnn_test_cfg.score_thr, rcnn_test_cfg.max_per_img)
+    dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
+    return dets, labels[keep][None]
+
+
+def _flat(tensor: Tensor, width: int) -> Tensor:
+    """(1, A * width, H, W) -> (H * W * A, width), mmdet's order of priors."""
+    return _single_image(tensor, 'dense head').permute(1, 2, 0).reshape(-1, width)
+
+
+def _activation(head, cls_score: Tensor) -> Tensor:
+    if getattr(head.loss_cls, 'custom_cls_channels', False):
+        return head.loss_cls.get_activation(cls_score)
+    return cls_score.sigmoid() if head.use_sigmoid_cls else cls_score.softmax(-1)[:, :-1]
+
+
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.rtmdet_head.RTMDetHead.predict_by_feat', backend=BACKEND)
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.dense_heads.base_dense_head.BaseDenseHead.predict_by_feat', backend=BACKEND)
+def base_dense_head__predict_by_feat__as_mmdet(self,
+                                               cls_scores: List[Tensor],
+                                               bbox_preds: List[Tensor],
+                                               score_factors: Optional[List[Tensor]] = None,
+                                               batch_img_metas: Optional[List[dict]] = None,
+                                               cfg=None,
+                                               rescale: bool = False,
+                                               with_nms: bool = True,
+                                               **kwargs):
+    """Detections as mmdet's ``BaseDenseHead.predict_by_feat`` makes them (RetinaNet, ATSS, FCOS, RTMDet, GFL,
+    ...): per level the best ``nms_pre`` (prior, class) pairs above ``score_thr`` (MMDeploy: the best priors by
+    their top class, every class kept), scores times the score factors (centerness) of the kept pairs, NMS
+    within each class (MMDeploy: at most ``max_output_boxes_per_class`` per class, a zero row appended),
+    ``max_per_img``."""
+    cfg = self.test_cfg if cfg is None else cfg
+    img_shape = batch_img_metas[0]['img_shape']
+    featmap_sizes = [score.shape[-2:] for score in cls_scores]
+    priors = self.prior_generator.grid_priors(featmap_sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device)
+    with_factors = score_factors is not None and score_factors[0] is not None
+    score_thr, nms_pre = cfg.get('score_thr', 0), cfg.get('nms_pre', -1)
+    kept = dict(deltas=[], priors=[], scores=[], labels=[], factors=[])
+    for level, (cls_score, delta, prior) in enumerate(zip(cls_scores, bbox_preds, priors)):
+        scores = _activation(self, _flat(cls_score, self.cls_out_channels))
+        num_classes = scores.shape[1]
+        flat = scores.reshape(-1)
+        ranked = torch.where(flat > score_thr, flat, flat.new_full((), -1.0))  # the valid pairs first
+        if nms_pre > 0:
+            top, inds = ranked.topk(nms_pre)
+        else:
+            top, inds = ranked, torch.arange(ranked.shape[0], device=ranked.device)
+        prior_inds = inds // num_classes
+        kept['scores'].append(top)
+        kept['labels'].append(inds % num_classes)
+        kept['deltas'].append(_flat(delta, self.bbox_coder.encode_size)[prior_inds])
+        kept['priors'].append(get_box_tensor(prior)[prior_inds])
+        if with_factors:
+            kept['factors'].append(_flat(score_factors[level], 1)[:, 0].sigmoid()[prior_inds])
+    scores = torch.cat(kept['scores'])
+    valid = scores > score_thr
+    if with_factors:
+        scores = scores * torch.cat(kept['factors'])
+    boxes = _decode(self.bbox_coder, torch.cat(kept['priors']), torch.cat(kept['deltas']), img_shape)
+    if cfg.get('min_bbox_size', -1) >= 0:
+        valid = valid & (boxes[:, 2] - boxes[:, 0] > cfg.min_bbox_size) & (
+            boxes[:, 3] - boxes[:, 1] > cfg.min_bbox_size)
+    scores = torch.where(valid, scores, scores.new_zeros(()))  # out of the NMS below (score threshold 0)
+    labels = torch.cat(kept['labels'])
+    keep, kept_scores = nms_per_group(boxes, scores, labels, cfg.nms.get('iou_threshold', 0.5), 0.0,
+                                      cfg.get('max_per_img', _ALL))
+    dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
+    return dets, labels[keep][None]
+
+
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolox_head.YOLOXHead.predict_by_feat', backend=BACKEND)
+def yolox_head__predict_by_feat__as_mmdet(self,
+                                          cls_scores: List[Tensor],
+                                          bbox_preds: List[Tensor],
+                                          objectnesses: Optional[List[Tensor]],
+                                          batch_img_metas: Optional[List[dict]] = None,
+                                          cfg=None,
+                                          rescale: bool = False,
+                                          with_nms: bool = True):
+    """Detections as mmdet's ``YOLOXHead.predict_by_feat`` makes them: each prior's best class, scored with
+    its objectness, kept at ``>= score_thr``, NMS within each class, no clipping and no ``max_per_img``
+    (MMDeploy: ``post_processing``'s ``pre_top_k``/``keep_top_k`` and a zero row)."""
+    cfg = self.test_cfg if cfg is None else cfg
+    featmap_sizes = [score.shape[-2:] for score in cls_scores]
+    priors = torch.cat(
+        self.prior_generator.grid_priors(
+            featmap_sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device, with_stride=True))
+    cls = torch.cat([_flat(s, self.cls_out_channels) for s in cls_scores]).sigmoid()
+    deltas = torch.cat([_flat(b, 4) for b in bbox_preds])
+    objectness = torch.cat([_flat(o, 1)[:, 0] for o in objectnesses]).sigmoid()
+    boxes = self._bbox_decode(priors, deltas)
+    max_scores, labels = cls.max(1)
+    scores = max_scores * objectness
+    scores = torch.where(scores >= cfg.score_thr, scores, scores.new_zeros(()))
+    keep, kept_scores = nms_per_group(boxes, scores, labels, cfg.nms.get('iou_threshold', 0.5), 0.0,
+                                      cfg.get('max_per_img', _ALL))
     dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
     return dets, labels[keep][None]
