@@ -37,6 +37,7 @@ class DeployCase:
     detector: str
     inner: str = 'ResNet'
     num_backbones: int = 2
+    weight_scale: float = 1.0  # of the random weights (see :func:`randomize`)
 
     @property
     def name(self) -> str:
@@ -102,7 +103,7 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
     return cfg
 
 
-def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64, 96)) -> None:
+def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64, 96), scale: float = 1.0) -> None:
     """Random weights that give detections with distinct scores: conv/linear weights LeCun-normal (no ReLU
     gain, so scores do not saturate into ties), biases and norm affines jittered, the composite connections
     live, then every BatchNorm's statistics measured on random images (activations of order one in eval mode,
@@ -117,7 +118,7 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
                 if isinstance(module, norms):
                     p.copy_(noise * 0.1 + (1.0 if name == 'weight' else 0.0))
                 elif p.dim() > 1:
-                    p.copy_(noise * (1.0 / p[0].numel())**0.5)
+                    p.copy_(noise * scale * (1.0 / p[0].numel())**0.5)
                 else:
                     p.copy_(noise * 0.1)
     batch_norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
@@ -127,12 +128,16 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the calibration batch
             m.train()
-        inputs = torch.randn(2, 3, *size, generator=g)
+        images = [torch.randint(0, 256, (3, *size), generator=g, dtype=torch.uint8) for _ in range(2)]
+        inputs = model.data_preprocessor(dict(inputs=images), False)['inputs']  # the model's own normalisation
         samples = [
             DetDataSample(
                 metainfo=dict(
-                    img_shape=size, ori_shape=size, scale_factor=(1.0, 1.0), batch_input_shape=size, pad_shape=size))
-            for _ in range(2)
+                    img_shape=size,
+                    ori_shape=size,
+                    scale_factor=(1.0, 1.0),
+                    batch_input_shape=tuple(inputs.shape[-2:]),
+                    pad_shape=size)) for _ in range(2)
         ]
         with torch.no_grad():
             model(inputs, samples, mode='tensor')
@@ -151,7 +156,7 @@ def write_case(case: DeployCase, out_dir: str, size: Tuple[int, int] = (64, 96),
     cfg = model_config(case, size)
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
-    randomize(model, seed, size)
+    randomize(model, seed, size, case.weight_scale)
     path = osp.join(out_dir, f'{case.name}.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=None)), path)
     return cfg, path
