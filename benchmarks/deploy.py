@@ -233,6 +233,8 @@ def tensorrt(shape, rounds: int, dry_run: bool, log=print) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
     parser.add_argument('--rounds', type=int, default=3)

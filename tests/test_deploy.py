@@ -23,8 +23,8 @@ SIZES = [(128, 160), (160, 128)]  # (h, w): the dynamic model runs both; the sta
 REFUSED = {'Mask2Former'}
 #: exported and run, but not within the tolerance; the test below fails once they agree (then move them)
 DISAGREE = {'SOLOv2': 'its scores, labels and boxes differ from mmdet\'s (masks IoU 0.91-0.93); cause not located'}
-#: random weights whose boxes stay finite (YOLOX decodes exp(prediction) unclipped) and scores unsaturated
-SCALES = {'YOLOX': 0.5, 'RTMDet': 0.5}
+#: smaller random weights where the boxes are exp(prediction), unclipped (YOLOX)
+SCALES = {'YOLOX': 0.3}
 CASES = [
     DeployCase(c.detector, weight_scale=SCALES.get(c.detector, 1.0))
     for c in deploy_cases('ResNet') if c.detector not in REFUSED | set(DISAGREE)

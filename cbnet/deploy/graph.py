@@ -27,11 +27,14 @@ def graph_parameters(onnx_path: str, model: nn.Module) -> Dict[str, int]:
 
 
 def used_parameters(model: nn.Module, inputs: torch.Tensor, data_samples=None) -> Dict[str, int]:
-    """The parameters the eval-mode model's tensor forward depends on (they receive a gradient): name ->
-    number of elements. Frozen parameters are probed too."""
+    """The parameters the eval-mode model's tensor forward uses: name -> number of elements. A parameter is used
+    when the output depends on it (it receives a gradient; frozen ones are probed too) or when its module runs
+    (the RPN's parameters only choose the proposals, which are not differentiated)."""
     model.eval()
     params = dict(model.named_parameters())
     before = {name: p.requires_grad for name, p in params.items()}
+    ran = set()
+    hooks = [m.register_forward_pre_hook(lambda module, args: ran.add(module)) for m in model.modules()]
     try:
         for p in params.values():
             p.requires_grad_(True)
@@ -39,8 +42,15 @@ def used_parameters(model: nn.Module, inputs: torch.Tensor, data_samples=None) -
         outputs = model(inputs, data_samples, mode='tensor')
         total = sum(t.float().sum() for t in _tensors(outputs) if t.requires_grad)
         total.backward()
-        return {name: p.numel() for name, p in params.items() if p.grad is not None}
+        used = {name for name, p in params.items() if p.grad is not None}
+        for prefix, module in model.named_modules():
+            if module in ran:
+                used.update(f'{prefix}.{name}' if prefix else name
+                            for name, _ in module.named_parameters(recurse=False))
+        return {name: params[name].numel() for name in sorted(used)}
     finally:
+        for hook in hooks:
+            hook.remove()
         for name, p in params.items():
             p.grad = None
             p.requires_grad_(before[name])

@@ -155,9 +155,24 @@ def predictions(deploy_cfg: ConfigLike,
         with torch.no_grad():
             torch_sample = torch_model.test_step(data)[0]
             backend_sample = backend_model.test_step(data)[0]
-        clip_to_image(backend_sample)
+        if clips_boxes(torch_model):
+            clip_to_image(backend_sample)
         out.append((torch_sample, backend_sample, max(torch_sample.ori_shape[:2])))
     return out
+
+
+def clips_boxes(model) -> bool:
+    """Whether the detector clips its boxes to the image (box coders with ``clip_border``, DETR heads); YOLOX
+    and others do not."""
+    from mmdet.models.dense_heads import DETRHead
+    head = getattr(model, 'roi_head', None)
+    head = getattr(head, 'bbox_head', None) if head is not None else getattr(model, 'bbox_head', None)
+    if isinstance(head, (list, tuple, torch.nn.ModuleList)):
+        head = head[-1]
+    if isinstance(head, DETRHead):
+        return True
+    coder = getattr(head, 'bbox_coder', None)
+    return bool(coder is not None and getattr(coder, 'clip_border', True))
 
 
 def clip_to_image(sample) -> None:
