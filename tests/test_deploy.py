@@ -157,3 +157,21 @@ def test_deploy_tool_writes_mmdeploy_files_and_reports_agreement(images, tmp_pat
     cfg.model.test_cfg.rcnn.nms = dict(type='soft_nms', iou_threshold=0.5)
     cfg.dump(cfg_path)
     assert tool.main(argv) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task', ['detection', 'instance-seg'])
+def test_tensorrt_graph_exports_on_the_cpu_with_tensorrt_ops(task, images, tmp_path):
+    """The TensorRT fp16 deploy configs' graph (what a CUDA machine builds its engine from) exports here, with
+    TensorRT's batched NMS and mmcv's RoIAlign plugin ops."""
+    import onnx
+
+    from cbnet.deploy.pipeline import export_graph
+    case = DeployCase('MaskRCNN' if task == 'instance-seg' else 'FasterRCNN')
+    cfg, ckpt = write_case(case, str(tmp_path), size=(160, 160))
+    config = osp.join(ROOT, 'configs', 'deploy', f'{task}_tensorrt-fp16_dynamic-320x320-1344x1344.py')
+    graph = onnx.load(export_graph(config, cfg, ckpt, images[0], str(tmp_path / 'trt'))).graph
+    ops = {n.op_type for n in graph.node}
+    assert {'TRTBatchedNMS', 'MMCVRoiAlign'} <= ops and 'NonMaxSuppression' not in ops
+    assert [o.name
+            for o in graph.output] == (['dets', 'labels', 'masks'] if task == 'instance-seg' else ['dets', 'labels'])

@@ -106,3 +106,19 @@ def test_onnxruntime_roi_align_matches_mmcv_from_opset_16(opset):
     diff = (torch.from_numpy(out) - expected).abs().amax(dim=(1, 2, 3))
     assert diff[1] < 1e-5  # a RoI of several pixels agrees either way
     assert (diff[0] < 1e-5) == (opset >= 16), diff.tolist()
+
+
+def test_an_op_without_export_path_is_named_with_what_to_do(tmp_path):
+    from cbnet.deploy.support import ExportError, export_error
+
+    class SVD(torch.nn.Module):
+
+        def forward(self, x):
+            return torch.linalg.svd(x)[1]
+
+    with deploy_patches(), pytest.raises(Exception) as info:
+        torch.onnx.export(SVD(), torch.randn(3, 3), str(tmp_path / 'svd.onnx'), opset_version=16)
+    error = export_error('CBFasterRCNN', info.value)
+    assert isinstance(error, ExportError)
+    assert 'CBFasterRCNN: export failed on the op aten::linalg_svd' in str(error)
+    assert 'rewriter' in str(error) and 'tools/test.py' in str(error)

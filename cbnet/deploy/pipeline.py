@@ -16,7 +16,7 @@ from mmengine.config import Config
 
 from .compat import deploy_patches
 from .parity import Agreement, ParityError, Tolerance, compare_instances
-from .support import check_deployable
+from .support import check_deployable, export_error
 
 ConfigLike = Union[str, Config]
 
@@ -76,7 +76,10 @@ def export(deploy_cfg: ConfigLike,
     os.makedirs(work_dir, exist_ok=True)
     save_file = get_ir_config(deploy_cfg)['save_file']
     with deploy_patches(export_overrides) as fixes:
-        torch2onnx(img, work_dir, save_file, deploy_cfg, model_cfg, checkpoint, device=device)
+        try:
+            torch2onnx(img, work_dir, save_file, deploy_cfg, model_cfg, checkpoint, device=device)
+        except Exception as e:  # noqa: BLE001 - re-raised with the op/module named
+            raise export_error(model_cfg.model.type, e) from e
     ir_file = osp.join(work_dir, save_file)
     backend = get_backend(deploy_cfg)
     backend_files = to_backend(
@@ -148,7 +151,10 @@ def predictions(deploy_cfg: ConfigLike,
     deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
     processor = build_task_processor(model_cfg, deploy_cfg, device)
     torch_model = processor.build_pytorch_model(checkpoint)
-    backend_model = processor.build_backend_model(list(backend_files), processor.update_data_preprocessor)
+    try:
+        backend_model = processor.build_backend_model(list(backend_files), processor.update_data_preprocessor)
+    except Exception as e:  # noqa: BLE001 - re-raised with the op named
+        raise export_error(model_cfg.model.type, e, 'backend') from e
     out = []
     for img in imgs:
         data, _ = processor.create_input(img, get_input_shape(deploy_cfg))
