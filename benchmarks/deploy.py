@@ -4,8 +4,8 @@
     python benchmarks/deploy.py [--shape 800 1333] [--rounds 3] [--threads 1]
     python benchmarks/deploy.py --backend tensorrt [--dry-run]   # on a CUDA machine (dry run: anywhere)
 
-Both detectors are built with random weights (same post-processing: the Dual config takes its single config's
-``test_cfg``), exported with ``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and
+Both detectors are built with random weights (``cbnet.testing.deploy_cases.randomize``: calibrated, with
+detections; same post-processing: the Dual config takes its single config's ``test_cfg``), exported with ``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and
 checked for agreement with PyTorch on the benchmark image. Timed: the model on the preprocessed, padded input
 (PyTorch: ``predict`` with post-processing; ONNX Runtime: the session, whose graph includes the post-processing up
 to the boxes in input coordinates), CPU time of ``--threads`` threads in both, variants alternating round by round,
@@ -44,6 +44,11 @@ def _model_config(config: str, single_test_cfg: dict, shape) -> Any:
     return cfg
 
 
+def cv2_shape(img: str):
+    import mmcv
+    return mmcv.imread(img).shape[:2]
+
+
 def _prepare(name: str, cfg, img: str, work_dir: str, threads: int) -> Dict[str, Any]:
     """Export ``cfg`` (random weights), build an ONNX Runtime session with ``threads`` threads, and the PyTorch
     model and its preprocessed input."""
@@ -54,8 +59,10 @@ def _prepare(name: str, cfg, img: str, work_dir: str, threads: int) -> Dict[str,
     from mmdet.registry import MODELS
 
     from cbnet.deploy import check_parity, export
+    from cbnet.testing.deploy_cases import randomize
     model = MODELS.build(cfg.model)
     model.init_weights()
+    randomize(model, seed=0, size=tuple(cv2_shape(img)))  # detections to compare (init weights give none)
     ckpt = osp.join(work_dir, f'{name}.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     out = osp.join(work_dir, name)
@@ -147,7 +154,7 @@ def markdown(result: Dict[str, Any]) -> str:
     h, w = r['shape']
     lines += [
         f"Image {h}x{w} (input {'x'.join(map(str, r['models']['single']['input_shape']))} after padding), batch 1, "
-        f"random weights, the single config's test_cfg for both; CPU time of {r['threads']} thread(s) (torch and "
+        f"random calibrated weights, the single config's test_cfg for both; CPU time of {r['threads']} thread(s) (torch and "
         f"ONNX Runtime intra-op threads), minimum over {r['rounds']} alternating rounds. PyTorch: `predict` with "
         'post-processing; ONNX Runtime: the `detection_onnxruntime_static.py` graph (post-processing included up to '
         'boxes in input coordinates).', '', '| model | params (M) | GFLOPs | PyTorch (s) | ONNX Runtime (s) | '
@@ -201,9 +208,9 @@ def tensorrt(shape, rounds: int, dry_run: bool, log=print) -> Dict[str, Any]:
                 log(f'{name}: TensorRT graph on the CPU')
                 graph = onnx.load(export_graph(TENSORRT_CFG, cfg, ckpt, img, osp.join(work_dir, name)))
                 ops = sorted({n.op_type for n in graph.graph.node if n.domain not in ('', 'ai.onnx')})
-                missing = {'TRTBatchedNMS', 'MMCVRoiAlign'} - set(ops)
-                if missing:
-                    raise RuntimeError(f'{name}: the TensorRT graph lacks {sorted(missing)} (custom ops: {ops})')
+                if 'TRTBatchedNMS' not in ops or not {'MMCVRoiAlign', 'MMCVMultiLevelRoiAlign'} & set(ops):
+                    raise RuntimeError(
+                        f'{name}: the TensorRT graph lacks TensorRT\'s NMS or RoIAlign (custom ops: {ops})')
                 out['models'][name] = dict(custom_ops=ops, nodes=len(graph.graph.node))
                 continue
             log(f'{name}: TensorRT engine')

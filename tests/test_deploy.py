@@ -163,7 +163,7 @@ def test_deploy_tool_writes_mmdeploy_files_and_reports_agreement(images, tmp_pat
 @pytest.mark.parametrize('task', ['detection', 'instance-seg'])
 def test_tensorrt_graph_exports_on_the_cpu_with_tensorrt_ops(task, images, tmp_path):
     """The TensorRT fp16 deploy configs' graph (what a CUDA machine builds its engine from) exports here, with
-    TensorRT's batched NMS and mmcv's RoIAlign plugin ops."""
+    TensorRT's batched NMS and MMDeploy's RoIAlign plugin ops."""
     import onnx
 
     from cbnet.deploy.pipeline import export_graph
@@ -172,6 +172,7 @@ def test_tensorrt_graph_exports_on_the_cpu_with_tensorrt_ops(task, images, tmp_p
     config = osp.join(ROOT, 'configs', 'deploy', f'{task}_tensorrt-fp16_dynamic-320x320-1344x1344.py')
     graph = onnx.load(export_graph(config, cfg, ckpt, images[0], str(tmp_path / 'trt'))).graph
     ops = {n.op_type for n in graph.node}
-    assert {'TRTBatchedNMS', 'MMCVRoiAlign'} <= ops and 'NonMaxSuppression' not in ops
+    assert 'TRTBatchedNMS' in ops and 'NonMaxSuppression' not in ops
+    assert {'MMCVRoiAlign', 'MMCVMultiLevelRoiAlign'} & ops and 'RoiAlign' not in ops  # TensorRT plugins
     assert [o.name
             for o in graph.output] == (['dets', 'labels', 'masks'] if task == 'instance-seg' else ['dets', 'labels'])

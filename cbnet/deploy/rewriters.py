@@ -13,6 +13,10 @@ disagree with PyTorch. Measured causes and their fixes here (ONNX Runtime only; 
    (0, 0, 0, 0) that the box head scores like any other, adding a detection mmdet never makes.
 5. R-CNN: every RoI keeps only the box of its best class, which then stands for all classes in the
    multi-class NMS; mmdet uses each class's own regressed box (``reg_class_agnostic=False``).
+6. Dense heads (RetinaNet, ATSS, FCOS, RTMDet, ...; YOLOX): candidates ranked per prior instead of per (prior,
+   class) pair, score factors applied before the ranking, per-class caps and ``keep_top_k`` instead of mmdet's
+   ``nms_pre``/``max_per_img`` (YOLOX: none), the zero row of 4.
+7. Cascade masks: the stages' mask logits averaged instead of their probabilities.
 
 Both rewriters register for the ``onnxruntime`` backend only and are active only inside MMDeploy's
 ``RewriterContext`` (during export): importing this module changes nothing else.
@@ -226,3 +230,21 @@ def yolox_head__predict_by_feat__as_mmdet(self,
                                       cfg.get('max_per_img', _ALL))
     dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
     return dets, labels[keep][None]
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.cascade_roi_head.CascadeRoIHead.predict_mask', backend=BACKEND)
+def cascade_roi_head__predict_mask__as_mmdet(self, x, batch_img_metas: List[dict], results_list, rescale=False):
+    """Cascade masks as mmdet merges them: the mean of the stages' mask *probabilities* (MMDeploy: the sigmoid
+    of the mean logits, which moved mask borders: IoU 0.95 measured). MMDeploy's mask-head rewriter applies a
+    sigmoid, so it gets the logit of the mean probability."""
+    dets, labels = results_list
+    boxes = dets[..., :4]
+    batch_index = torch.arange(
+        boxes.shape[0], device=boxes.device).float().view(-1, 1, 1) + boxes.new_zeros(boxes.shape[:2]).unsqueeze(-1)
+    rois = torch.cat([batch_index, boxes], dim=-1).view(-1, 5)
+    probability = sum(self._mask_forward(i, x, rois)['mask_preds'].sigmoid()
+                      for i in range(self.num_stages)) / self.num_stages
+    logits = torch.log(probability) - torch.log1p(-probability)
+    masks = self.mask_head[-1].predict_by_feat(logits, results_list, batch_img_metas, self.test_cfg, rescale=rescale)
+    return dets, labels, masks.reshape(boxes.shape[0], boxes.shape[1], masks.shape[-2], masks.shape[-1])
