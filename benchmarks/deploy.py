@@ -5,10 +5,11 @@
     python benchmarks/deploy.py --backend tensorrt [--dry-run]   # on a CUDA machine (dry run: anywhere)
 
 Both detectors are built with random weights (``cbnet.testing.deploy_cases.randomize``: calibrated, with
-detections; same post-processing: the Dual config takes its single config's ``test_cfg``), exported with ``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and
-checked for agreement with PyTorch on the benchmark image. Timed: the model on the preprocessed, padded input
-(PyTorch: ``predict`` with post-processing; ONNX Runtime: the session, whose graph includes the post-processing up
-to the boxes in input coordinates), CPU time of ``--threads`` threads in both, variants alternating round by round,
+detections; same post-processing: the Dual config takes its single config's ``test_cfg``), exported with
+``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and checked for agreement with
+PyTorch on the benchmark image. Timed: the model on the preprocessed, padded input (PyTorch: ``predict`` with
+post-processing; ONNX Runtime: the session, whose graph includes the post-processing up to the boxes in input
+coordinates), CPU time of ``--threads`` threads in both, variants alternating round by round,
 minimum over rounds. FLOPs (eval-mode tensor forward, cbnet.analysis) give the Dual/single ratio the latency ratios
 are set beside. Writes ``benchmarks/results/deploy.{json,md}``.
 """
@@ -154,8 +155,9 @@ def markdown(result: Dict[str, Any]) -> str:
     h, w = r['shape']
     lines += [
         f"Image {h}x{w} (input {'x'.join(map(str, r['models']['single']['input_shape']))} after padding), batch 1, "
-        f"random calibrated weights, the single config's test_cfg for both; CPU time of {r['threads']} thread(s) (torch and "
-        f"ONNX Runtime intra-op threads), minimum over {r['rounds']} alternating rounds. PyTorch: `predict` with "
+        f"random calibrated weights, the single config's test_cfg for both; CPU time of {r['threads']} thread(s) "
+        f"(torch and ONNX Runtime intra-op threads), minimum over {r['rounds']} alternating rounds. "
+        "PyTorch: `predict` with "
         'post-processing; ONNX Runtime: the `detection_onnxruntime_static.py` graph (post-processing included up to '
         'boxes in input coordinates).', '', '| model | params (M) | GFLOPs | PyTorch (s) | ONNX Runtime (s) | '
         'PyTorch / ONNX Runtime | parity (detections, max box / score diff) |', '|---|---|---|---|---|---|---|'
