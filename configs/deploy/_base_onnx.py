@@ -3,7 +3,7 @@
 # does (cbnet.deploy.rewriters); post_processing is read by the other heads.
 # opset 16 instead of MMDeploy's 11: from opset 16 ONNX Runtime's RoiAlign has mmcv's aligned=True ('half_pixel');
 # below it, mmdeploy shifts the RoIs and ONNX Runtime stretches RoIs under one feature pixel to one pixel, which
-# changes the features of small RoIs (tests/test_deploy.py measures both).
+# changes the features of small RoIs (tests/test_deploy_compat.py measures both).
 onnx_config = dict(
     type='onnx',
     export_params=True,
