@@ -135,6 +135,15 @@ def bbox_head__predict_by_feat__as_mmdet(self,
     return dets, labels[keep][None]
 
 
+def _base_post_processing(head) -> bool:
+    """Whether ``head`` post-processes with mmdet's ``BaseDenseHead`` code (RetinaNet, ATSS, FCOS, RTMDet, ...)."""
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    cls = type(head)
+    return all(
+        getattr(cls, name) is getattr(BaseDenseHead, name)
+        for name in ('_predict_by_feat_single', '_bbox_post_process'))
+
+
 def _flat(tensor: Tensor, width: int) -> Tensor:
     """(1, A * width, H, W) -> (H * W * A, width), mmdet's order of priors."""
     return _single_image(tensor, 'dense head').permute(1, 2, 0).reshape(-1, width)
@@ -162,7 +171,11 @@ def base_dense_head__predict_by_feat__as_mmdet(self,
     ...): per level the best ``nms_pre`` (prior, class) pairs above ``score_thr`` (MMDeploy: the best priors by
     their top class, every class kept), scores times the score factors (centerness) of the kept pairs, NMS
     within each class (MMDeploy: at most ``max_output_boxes_per_class`` per class, a zero row appended),
-    ``max_per_img``."""
+    ``max_per_img``. Heads with their own post-processing (GFL, PAA, TOOD, ...) keep MMDeploy's rewriter."""
+    if not _base_post_processing(self):
+        from mmdeploy.codebase.mmdet.models.dense_heads.base_dense_head import base_dense_head__predict_by_feat
+        return base_dense_head__predict_by_feat(self, cls_scores, bbox_preds, score_factors, batch_img_metas, cfg,
+                                                rescale, with_nms, **kwargs)
     cfg = self.test_cfg if cfg is None else cfg
     img_shape = batch_img_metas[0]['img_shape']
     featmap_sizes = [score.shape[-2:] for score in cls_scores]
