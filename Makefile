@@ -18,7 +18,7 @@ LINT_PATHS := cbnet tools tests benchmarks configs setup.py
 
 .PHONY: install demo test lint format clean-venv
 
-install: $(STAMPS)/cbnet
+install: $(STAMPS)/cbnet $(STAMPS)/deploy
 
 $(STAMPS)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,20 @@ $(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requireme
 	$(PIP) install -q --no-deps -r requirements/mim.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	@$(PY) -c "import mmcv._ext, mmdet, mmpretrain, cbnet; print('cbnet', cbnet.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__)"
+	touch $@
+
+# The deploy stack (MMDeploy + ONNX + ONNX Runtime), all pinned in requirements/deploy.txt and installed with
+# --no-deps: mmdeploy 1.3.1 (its last release) pins protobuf<=3.20.2, which onnx >= 1.15 cannot use, so pip
+# cannot resolve them together. The file lists every package they import that the stack above lacks; `pip
+# check` then reports that one pin only, as the check below expects.
+$(STAMPS)/deploy: $(STAMPS)/cbnet requirements/deploy.txt
+	$(PIP) install -q --no-deps -r requirements/deploy.txt
+	@$(PY) -c "from mmdeploy.apis import torch2onnx; from mmdeploy.backend.onnxruntime.init_plugins import get_ops_path; \
+		import mmdeploy, onnx, onnxruntime; onnxruntime.SessionOptions().register_custom_ops_library(get_ops_path()); \
+		print('mmdeploy', mmdeploy.__version__, '(ONNX Runtime custom ops load) | onnx', onnx.__version__, \
+		'| onnxruntime', onnxruntime.__version__)"
+	@if $(PIP) check | grep -v "^mmdeploy .* has requirement protobuf<=3.20.2" | grep -q .; then $(PIP) check; \
+		echo "ERROR: pip check reports more than mmdeploy's protobuf pin" >&2; exit 1; fi
 	touch $@
 
 demo: install

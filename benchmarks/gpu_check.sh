@@ -3,6 +3,9 @@
 # AMP training img/s and peak memory of Dual vs single detectors (Faster R-CNN R50, Mask R-CNN
 # Swin-T, DINO-R50 with sequential and stacked branches), Dual-Swin-L HTC at 1600x1400 with/without with_cp,
 # inference img/s, then the composite-overhead benchmark on CUDA. Measurements: benchmarks/gpu_bench.py.
+# Deployment (where mmdeploy is installed, requirements/deploy.txt): Dual vs single R50 Faster R-CNN exported to
+# TensorRT fp16, agreement with PyTorch and img/s (benchmarks/deploy.py --backend tensorrt, needs the tensorrt
+# package); the dry run exports the TensorRT graph on the CPU and checks its TensorRT ops.
 #
 #   bash benchmarks/gpu_check.sh [--out DIR]   # on the CUDA machine; results in DIR (default work_dirs/gpu_check):
 #                                              # gpu_check.{json,md,log}, backbone_overhead.{json,md}
@@ -91,5 +94,18 @@ PYTHONUNBUFFERED=1 "$PY" "$ROOT/benchmarks/gpu_bench.py" "${ARGS[@]}" 2>&1 | tee
 if [[ $MODE == gpu ]]; then  # the composite-overhead benchmark on CUDA too (seconds there)
   PYTHONUNBUFFERED=1 "$PY" "$ROOT/benchmarks/backbone_overhead.py" --device cuda --rounds 10 --out-dir "$OUT" 2>&1 \
     | tail -n 30
+fi
+if "$PY" -c 'import mmdeploy' 2>/dev/null; then
+  if [[ $MODE == dry ]]; then
+    PYTHONUNBUFFERED=1 "$PY" "$ROOT/benchmarks/deploy.py" --backend tensorrt --dry-run --shape 320 320 --out-dir "$OUT" \
+      2>&1 | tail -n 20
+  elif "$PY" -c 'import tensorrt' 2>/dev/null; then
+    PYTHONUNBUFFERED=1 "$PY" "$ROOT/benchmarks/deploy.py" --backend tensorrt --rounds 10 --out-dir "$OUT" 2>&1 \
+      | tail -n 40
+  else
+    echo "tensorrt is not installed (pip install tensorrt for this CUDA): TensorRT deployment check skipped"
+  fi
+else
+  echo "mmdeploy is not installed (requirements/deploy.txt): deployment checks skipped"
 fi
 echo "results in $OUT"

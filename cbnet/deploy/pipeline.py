@@ -1,0 +1,232 @@
+"""Export a (CB) detector with MMDeploy, build its backend model, and check it against PyTorch.
+
+The steps of MMDeploy's ``tools/deploy.py`` (``torch2onnx``, ``to_backend``, optionally ``export2SDK``), run in
+this process with the torch-compatibility fixes of :mod:`cbnet.deploy.compat` active only around them, then
+both models on the test images, compared by :func:`cbnet.deploy.parity.compare_instances`.
+"""
+import copy
+import logging
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.config import Config
+
+from .compat import deploy_patches
+from .parity import Agreement, ParityError, Tolerance, compare_instances
+from .support import check_deployable, export_error
+
+ConfigLike = Union[str, Config]
+
+
+@dataclass
+class DeployResult:
+    """What :func:`deploy` made and measured."""
+
+    work_dir: str
+    ir_file: str
+    backend_files: List[str]
+    fixes: List[str]
+    agreements: List[Agreement] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.agreements)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(
+            work_dir=self.work_dir,
+            ir_file=self.ir_file,
+            backend_files=self.backend_files,
+            fixes=self.fixes,
+            agreements=[a.as_dict() for a in self.agreements],
+            ok=self.ok)
+
+
+def load_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
+    """Both configs as mmengine Configs; ``mmdet::``/``cbnet::`` model config names are resolved."""
+    from mmdeploy.utils import load_config
+
+    import cbnet  # noqa: F401  (registers the CB detectors and the cbnet:: config scope)
+    from ..utils.configs import resolve_config_path
+    if isinstance(model_cfg, str):
+        model_cfg = resolve_config_path(model_cfg)
+    deploy_cfg, model_cfg = load_config(deploy_cfg, model_cfg)
+    return deploy_cfg, model_cfg
+
+
+def export(deploy_cfg: ConfigLike,
+           model_cfg: ConfigLike,
+           checkpoint: Optional[str],
+           img: Any,
+           work_dir: str,
+           device: str = 'cpu',
+           export_overrides: Optional[Dict] = None) -> DeployResult:
+    """``DIR/end2end.onnx`` (the deploy config's ``save_file``) and the backend files, as MMDeploy's tool
+    writes them."""
+    from mmdeploy.apis import torch2onnx
+    from mmdeploy.apis.utils import to_backend
+    from mmdeploy.utils import get_backend, get_ir_config
+
+    from . import rewriters  # noqa: F401  (mmdet post-processing in ONNX Runtime graphs)
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    check_deployable(model_cfg, deploy_cfg)
+    os.makedirs(work_dir, exist_ok=True)
+    save_file = get_ir_config(deploy_cfg)['save_file']
+    with deploy_patches(export_overrides) as fixes:
+        try:
+            torch2onnx(img, work_dir, save_file, deploy_cfg, model_cfg, checkpoint, device=device)
+        except Exception as e:  # noqa: BLE001 - re-raised with the op/module named
+            raise export_error(model_cfg.model.type, e) from e
+    ir_file = osp.join(work_dir, save_file)
+    backend = get_backend(deploy_cfg)
+    backend_files = to_backend(
+        backend, [ir_file], work_dir=work_dir, deploy_cfg=deploy_cfg, log_level=logging.WARNING, device=device)
+    return DeployResult(work_dir=work_dir, ir_file=ir_file, backend_files=list(backend_files), fixes=fixes)
+
+
+def export_graph(deploy_cfg: ConfigLike,
+                 model_cfg: ConfigLike,
+                 checkpoint: Optional[str],
+                 img: Any,
+                 work_dir: str,
+                 export_overrides: Optional[Dict] = None) -> str:
+    """Only ``DIR/end2end.onnx`` for the deploy config's backend, exported on the CPU, without building the
+    backend: the graph a CUDA machine's TensorRT would build its engine from (TensorRT's own rewriters and
+    ops: ``TRTBatchedNMS``, ``MMCVRoiAlign``), checkable on a machine without one. Returns the file."""
+    from mmdeploy.apis.onnx import export as onnx_export
+    from mmdeploy.apis.utils import build_task_processor
+    from mmdeploy.utils import get_backend, get_dynamic_axes, get_input_shape, get_onnx_config
+
+    from . import rewriters  # noqa: F401
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    check_deployable(model_cfg, deploy_cfg)
+    os.makedirs(work_dir, exist_ok=True)
+    on_cpu = copy.deepcopy(deploy_cfg)
+    on_cpu.backend_config = dict(type='onnxruntime')  # only to build the PyTorch model on the CPU
+    processor = build_task_processor(model_cfg, on_cpu, 'cpu')
+    model = processor.build_pytorch_model(checkpoint)
+    data, inputs = processor.create_input(img, get_input_shape(deploy_cfg), data_preprocessor=model.data_preprocessor)
+    onnx_cfg = get_onnx_config(deploy_cfg)
+    names = onnx_cfg['input_names'] + onnx_cfg['output_names']
+    prefix = osp.join(work_dir, osp.splitext(onnx_cfg['save_file'])[0])
+    with deploy_patches(export_overrides):
+        onnx_export(
+            model,
+            inputs,
+            prefix,
+            backend=get_backend(deploy_cfg).value,
+            input_metas=dict(data_samples=data['data_samples'], mode='predict'),
+            context_info=dict(deploy_cfg=deploy_cfg),
+            input_names=onnx_cfg['input_names'],
+            output_names=onnx_cfg['output_names'],
+            opset_version=onnx_cfg.get('opset_version', 11),
+            dynamic_axes=get_dynamic_axes(deploy_cfg, names),
+            keep_initializers_as_inputs=onnx_cfg.get('keep_initializers_as_inputs', True),
+            optimize=onnx_cfg.get('optimize', False))
+    return prefix + '.onnx'
+
+
+def dump_sdk_info(deploy_cfg: ConfigLike, model_cfg: ConfigLike, checkpoint: Optional[str], work_dir: str,
+                  device: str) -> None:
+    """MMDeploy SDK's ``deploy.json``, ``pipeline.json`` and ``detail.json`` (``--dump-info``)."""
+    from mmdeploy.backend.sdk.export_info import export2SDK
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    export2SDK(deploy_cfg, model_cfg, work_dir, pth=checkpoint, device=device)
+
+
+def predictions(deploy_cfg: ConfigLike,
+                model_cfg: ConfigLike,
+                checkpoint: Optional[str],
+                backend_files: Sequence[str],
+                imgs: Sequence[Any],
+                device: str = 'cpu'):
+    """``[(torch_sample, backend_sample, image_size), ...]``: PyTorch's and the backend's predictions of each
+    image through the same test pipeline (PyTorch runs unpatched, as in training and testing)."""
+    from mmdeploy.apis.utils import build_task_processor
+    from mmdeploy.utils import get_input_shape
+
+    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    processor = build_task_processor(model_cfg, deploy_cfg, device)
+    torch_model = processor.build_pytorch_model(checkpoint)
+    try:
+        backend_model = processor.build_backend_model(list(backend_files), processor.update_data_preprocessor)
+    except Exception as e:  # noqa: BLE001 - re-raised with the op named
+        raise export_error(model_cfg.model.type, e, 'backend') from e
+    out = []
+    for img in imgs:
+        data, _ = processor.create_input(img, get_input_shape(deploy_cfg))
+        with torch.no_grad():
+            torch_sample = torch_model.test_step(data)[0]
+            backend_sample = backend_model.test_step(data)[0]
+        if clips_boxes(torch_model):
+            clip_to_image(backend_sample)
+        out.append((torch_sample, backend_sample, max(torch_sample.ori_shape[:2])))
+    return out
+
+
+def clips_boxes(model) -> bool:
+    """Whether the detector clips its boxes to the image (box coders with ``clip_border``, DETR heads); YOLOX
+    and others do not."""
+    from mmdet.models.dense_heads import DETRHead
+    head = getattr(model, 'roi_head', None)
+    head = getattr(head, 'bbox_head', None) if head is not None else getattr(model, 'bbox_head', None)
+    if isinstance(head, (list, tuple, torch.nn.ModuleList)):
+        head = head[-1]
+    if isinstance(head, DETRHead):
+        return True
+    coder = getattr(head, 'bbox_coder', None)
+    return bool(coder is not None and getattr(coder, 'clip_border', True))
+
+
+def clip_to_image(sample) -> None:
+    """Clip the backend's boxes to the image, as mmdet's box decoding does. The ONNX graph sees the padded
+    input only, so it clips to the padded size; boxes reaching into the padding came out larger than
+    PyTorch's."""
+    pred = sample.pred_instances
+    if len(pred) and 'bboxes' in pred:
+        h, w = sample.ori_shape[:2]
+        pred.bboxes[:, 0::2] = pred.bboxes[:, 0::2].clamp(0, w)
+        pred.bboxes[:, 1::2] = pred.bboxes[:, 1::2].clamp(0, h)
+
+
+def check_parity(deploy_cfg: ConfigLike,
+                 model_cfg: ConfigLike,
+                 checkpoint: Optional[str],
+                 backend_files: Sequence[str],
+                 imgs: Sequence[Any],
+                 device: str = 'cpu',
+                 tolerance: Tolerance = Tolerance()) -> List[Agreement]:
+    """The agreement of the backend model with PyTorch on each image."""
+    agreements = []
+    for k, (torch_sample, backend_sample,
+            size) in enumerate(predictions(deploy_cfg, model_cfg, checkpoint, backend_files, imgs, device)):
+        name = imgs[k] if isinstance(imgs[k], str) else f'image {k}'
+        agreements.append(
+            compare_instances(torch_sample.pred_instances, backend_sample.pred_instances, size, tolerance, name))
+    return agreements
+
+
+def deploy(deploy_cfg: ConfigLike,
+           model_cfg: ConfigLike,
+           checkpoint: Optional[str],
+           img: Any,
+           work_dir: str,
+           device: str = 'cpu',
+           test_imgs: Optional[Sequence[Any]] = None,
+           dump_info: bool = False,
+           tolerance: Tolerance = Tolerance(),
+           strict: bool = True) -> DeployResult:
+    """Export, build the backend model, and compare it with PyTorch on ``test_imgs`` (default: ``img``);
+    with ``strict``, raise :class:`ParityError` (with the numbers) when they disagree."""
+    if dump_info:
+        dump_sdk_info(deploy_cfg, model_cfg, checkpoint, work_dir, device)
+    result = export(deploy_cfg, model_cfg, checkpoint, img, work_dir, device)
+    result.agreements = check_parity(deploy_cfg, model_cfg, checkpoint, result.backend_files, test_imgs or [img],
+                                     device, tolerance)
+    if strict and not result.ok:
+        raise ParityError('the deployed model disagrees with PyTorch:\n' +
+                          '\n'.join(a.line() for a in result.agreements if not a.ok))
+    return result
