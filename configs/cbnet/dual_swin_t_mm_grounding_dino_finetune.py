@@ -9,8 +9,8 @@
 # CBGroundingDINO: the text prompt is encoded ONCE per step and shared by both branches; every branch's features go
 # through the same ChannelMapper, fusion encoder, decoder and head; the assisting branch's losses x0.5 (logged
 # assist1_*). load_from (mmdet's pretrained single-backbone MM-Grounding-DINO: Objects365, GoldG, GRIT, V3Det) is
-# expanded by cbnet's tools/train.py in memory: its Swin-T goes into both branches, the connections start at zero, the rest (language
-# model included) loads as it is; or convert it once with tools/model_converters/single_to_cb.py.
+# expanded by cbnet's tools/train.py in memory: its Swin-T goes into both branches, the connections start at zero,
+# the rest (language model included) loads as it is; or convert it once with tools/model_converters/single_to_cb.py.
 #
 # Language model: BERT (bert-base-uncased), loaded by transformers' from_pretrained when the model is built: from
 # the Hugging Face hub, its cache (HF_HOME; HF_HUB_OFFLINE=1 uses only the cache) or a local directory. Offline,
