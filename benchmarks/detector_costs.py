@@ -5,6 +5,7 @@
     python benchmarks/detector_costs.py memory  [--shape 800 1333] [--batch 1]
     python benchmarks/detector_costs.py eval    [--shape 800 1333] [--repeat 3]
     python benchmarks/detector_costs.py detr    [--shape 320 320] [--batch 2] [--rounds 3]
+    python benchmarks/detector_costs.py grounding [--shape 320 320] [--batch 2] [--rounds 3]
 
 paper:  our params and FLOPs of the paper's configs beside the paper's numbers (FLOPs at 1280x800,
         the Swin/CBNetV2 convention; 1 multiply-add = 1 FLOP).
@@ -18,6 +19,8 @@ detr:   Dual over single training-step time and peak memory of DINO-R50 (4-scale
         Dual made from mmdet's recipe by ``cbnet.cbnetify`` (so the pair differs in the backbone only), the
         CB DETR detectors with both ``branch_batching`` values; every variant in a fresh subprocess per
         round, variants alternating, min over rounds (``cbnet.analysis.compare``).
+grounding: the same for the Grounding DINO and MM-Grounding-DINO Swin-T COCO fine-tuning recipes (tiny local
+        BERT as text encoder, COCO's class names as prompt; see ``grounding_md``).
 Each writes ``benchmarks/results/<section>.json`` and ``.md`` (machine and versions recorded).
 """
 from __future__ import annotations
@@ -300,15 +303,35 @@ DETR_RECIPES = [
 ]
 
 
-def detr(args) -> Dict[str, Any]:
+def _language_model_options() -> Dict[str, Any]:
+    """Grounding recipes build their text encoder from the tiny local BERT (no download): the text encoder runs
+    once per step in the single and the Dual detector alike, so the ratio compares the rest."""
+    from cbnet.testing.language_models import tiny_bert
+    return {'model.language_model.name': tiny_bert()}
+
+
+#: Grounding DINO and MM-Grounding-DINO Swin-T COCO fine-tuning recipes (their Dual: configs/cbnet/*_finetune.py)
+GROUNDING_RECIPES = [
+    ('Grounding DINO Swin-T (COCO fine-tuning)',
+     'mmdet::grounding_dino/grounding_dino_swin-t_finetune_16xb2_1x_coco.py', None),
+    ('MM-Grounding-DINO Swin-T (COCO fine-tuning)',
+     'mmdet::mm_grounding_dino/coco/grounding_dino_swin-t_finetune_16xb4_1x_coco.py', None),
+]
+
+
+def detr(args, recipe_list=None, branch_batchings=('sequential', 'stacked')) -> Dict[str, Any]:
     timer = 'cpu' if args.device == 'cpu' else 'wall'
     recipes = []
-    for name, source, options in DETR_RECIPES:
+    for name, source, options in (recipe_list or DETR_RECIPES):
         if args.only and not any(o.lower() in name.lower() for o in args.only):
             continue
-        variants = composite_variants(source, cfg_options=options)
+        options = _language_model_options() if options is None else options
+        variants = composite_variants(source, cfg_options=options, branch_batchings=branch_batchings)
         costs = {}
         for label, cfg in variants.items():  # branch batching does not change params or eval FLOPs
+            if recipe_list is GROUNDING_RECIPES:  # the FLOP tracer has no text input: parameters only
+                costs[label] = _grounding_params(cfg)
+                continue
             stats = collect_stats(
                 cfg,
                 tuple(args.shape),
@@ -375,11 +398,65 @@ def detr_md(result: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _grounding_params(cfg) -> Dict[str, Any]:
+    """Parameters of a grounding detector, its language model counted apart (the tiny BERT stands in for it)."""
+    model = build_model(cfg)
+    total = sum(p.numel() for p in model.parameters())
+    language = sum(p.numel() for p in model.language_model.parameters())
+    backbone = sum(p.numel() for p in model.backbone.parameters())
+    return dict(params=total - language, backbone_params=backbone, model_type=type(model).__name__)
+
+
+def grounding(args) -> Dict[str, Any]:
+    """Grounding DINO / MM-Grounding-DINO: Dual over single training step (the text prompt: COCO's 80 class names,
+    as in their fine-tuning; the Dual encodes it once per step). Their CB detector runs the branches one after the
+    other (``branch_batching='stacked'`` does not apply)."""
+    return detr(args, GROUNDING_RECIPES, branch_batchings=('sequential', ))
+
+
+def grounding_md(result: Dict[str, Any]) -> List[str]:
+    gib = 2**30
+    first = next(iter(result['recipes'][0]['train']['variants'].values()))
+    lines = [
+        f"Training step (forward with losses, backward, SGD) on generated images and boxes, batch {result['batch']}, "
+        f"{result['shape'][0]}x{result['shape'][1]}, {result['timer']} time" +
+        (' of one thread' if result['timer'] == 'cpu' else '') + f"; min over {result['rounds']} rounds in which "
+        'the variants alternate, each in a fresh subprocess. Memory: ' + first['mem_method'] + ' (min over rounds). '
+        'The Dual is `cbnet.cbnetify` of the mmdet recipe (the generic `CBNet`; configs/cbnet/dual_swin_t_*'
+        'grounding_dino_finetune.py use the official `CBSwinTransformer` form, 0.8M parameters fewer). The text '
+        'prompt is the 80 COCO class names (what the fine-tuning recipes train with); the language '
+        'model is a one-layer BERT of BERT-base width (`cbnet.testing.language_models.tiny_bert`): the text encoder '
+        'runs once per step in both detectors (in the Dual its output is shared by the branches), so the ratio is '
+        'that of the rest; with BERT-base (12 layers) both steps are longer by the same amount. Params: without the '
+        'language model (BERT-base without pooler: 108.89M more in both).', ''
+    ]
+    for recipe in result['recipes']:
+        train, costs = recipe['train'], recipe['costs']
+        lines += [
+            f"## {recipe['name']}", '', f"`{recipe['source']}`.", '',
+            '| variant | detector | params (M, w/o language model) | backbone (M) | train step (s) | time ratio | '
+            'step memory (GiB) | memory ratio |', '|---|---|---|---|---|---|---|---|'
+        ]
+        for label, v in train['variants'].items():
+            c, r = costs[label], train['ratios'][label]
+            lines.append(
+                f"| {label} | {c['model_type']} | {c['params'] / 1e6:.2f} | {c['backbone_params'] / 1e6:.2f} | "
+                f"{v['time_s']:.2f} | {r['time']:.2f}x | {v['peak_mem_increase_bytes'] / gib:.2f} | "
+                f"{r['memory']:.2f}x |")
+        lines += [
+            '', 'All times (s): ' + '; '.join(f"{label} {', '.join(f'{t:.2f}' for t in v['times_s'])}"
+                                              for label, v in train['variants'].items()) + '.', ''
+        ]
+    return lines
+
+
 SECTIONS = {
     'paper': (paper, paper_md, 'Paper configs: our params and FLOPs beside the paper\'s', [800, 1280]),
     'memory': (memory, memory_md, 'with_cp: training-step memory of Dual-Swin-T Mask R-CNN', [800, 1333]),
     'eval': (eval_cost, eval_md, 'Eval-mode cost of a Dual detector', [800, 1333]),
     'detr': (detr, detr_md, 'DETR-family and Mask2Former: Dual vs single training step', [320, 320]),
+    'grounding':
+    (grounding, grounding_md, 'Grounding DINO and MM-Grounding-DINO: Dual vs single training step', [320, 320]),
 }
 
 
@@ -403,7 +480,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parser.parse_args(argv)
     fn, md_fn, title, default_shape = SECTIONS[args.section]
     args.shape = args.shape or default_shape
-    args.batch = args.batch or (2 if args.section == 'detr' else 1)
+    args.batch = args.batch or (2 if args.section in ('detr', 'grounding') else 1)
     result = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python benchmarks/detector_costs.py ' + ' '.join(sys.argv[1:] if argv is None else argv),

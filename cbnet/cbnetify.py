@@ -6,9 +6,11 @@ and ``cbnet`` joins ``custom_imports``. Everything else (neck, heads, data, sche
 ``init_cfg``/``frozen_stages``/``norm_eval``/``with_cp``) is inherited unchanged: the neck (if any) and the heads
 are shared by all branches, and a ``Pretrained`` checkpoint of the inner backbone is loaded into every branch.
 Two-stage detectors get ``assist_proposals='lead'`` (the official CBNetV2 training: the RoI heads of all branches
-train on the lead's proposals). Single-/two-stage detectors, DETR-style detectors (DETR, Deformable DETR, DINO,
-...), MaskFormer/Mask2Former, instance segmentors (SOLO, CondInst, YOLACT, ...) and neck-less (C4/DC5) configs
-are converted.
+train on the lead's proposals). Grounding detectors (GLIP, Grounding DINO, MM-Grounding-DINO) get a top-level
+``lang_model_name`` that feeds their text encoder (and GLIP's fusion head), and a header that says how to point it
+at a local copy of the language model. Single-/two-stage detectors, DETR-style detectors (DETR, Deformable DETR,
+DINO, ...), grounding detectors, MaskFormer/Mask2Former, instance segmentors (SOLO, CondInst, YOLACT, ...) and
+neck-less (C4/DC5) configs are converted.
 
 ``cbnetify_delta`` returns that delta (what ``tools/cbnetify.py`` writes under ``_base_ = SRC``);
 ``cbnetify`` applies it to a :class:`~mmengine.config.Config` in memory, for scripts and notebooks.
@@ -53,9 +55,8 @@ def cbnetify_delta(cfg: Config,
         A plain dict to merge into ``cfg`` (it carries ``_delete_=True`` where the source must not leak in).
 
     Raises:
-        CBNetifyError: for configs that have no CB variant (DetectoRS RFP necks, detectors that download a
-            language model, semi-supervised wrappers, an unsupported backbone, already composite, bad
-            arguments); the message says what to do.
+        CBNetifyError: for configs that have no CB variant (DetectoRS RFP necks, semi-supervised wrappers, an
+            unsupported backbone, already composite, bad arguments); the message says what to do.
     """
     _import_custom_modules(cfg)
     model = cfg.get('model')
@@ -78,7 +79,10 @@ def cbnetify_delta(cfg: Config,
         backbone=cb_backbone,
         assist_loss_weights=_weights_value(0.5 if assist_weight is None else assist_weight))
     delta_model.update(_kind_options(cb_type))
+    delta_model.update(_language_model_delta(model))
     delta = dict(custom_imports=_merged_custom_imports(cfg.get('custom_imports')), model=delta_model)
+    if 'language_model' in delta_model:
+        delta = dict({LANGUAGE_MODEL_VARIABLE: str(delta_model['language_model']['name'])}, **delta)
 
     optim_wrapper = _optim_wrapper_delta(cfg)
     if optim_wrapper:
@@ -165,11 +169,6 @@ def _cb_detector_type(model: dict) -> str:
         raise CBNetifyError(f'{name} is a semi-supervised wrapper (teacher and student share model.detector): '
                             'cbnetify the detector config it wraps, then wrap the result (model.detector = the CB '
                             'config\'s model).')
-    language_model = _language_model(model, cls)
-    if language_model:
-        raise CBNetifyError(
-            f'{name} needs the language model {language_model} downloaded from the Hugging Face hub at build time: '
-            'it cannot be built (nor its CB variant checked) offline, so cbnetify does not convert it.')
     if cls.__name__ in NOT_COMPOSABLE:
         raise CBNetifyError(f'{name} has no CB variant: {NOT_COMPOSABLE[cls.__name__]}')
     _check_neck(model)
@@ -183,14 +182,37 @@ def _cb_detector_type(model: dict) -> str:
     return f'{scope}.{cb_name}' if scope else cb_name
 
 
-def _language_model(model: dict, cls: type) -> Optional[str]:
-    """The hub name of the language model a grounding detector (GLIP, Grounding DINO) downloads, if any."""
-    from mmdet.models.detectors import GLIP, GroundingDINO
+class ConfigVariable(str):
+    """A string value that the written config names by a top-level variable (``lang_model_name``) instead of
+    repeating it: in memory it is the value itself."""
+
+    def __new__(cls, value: str, variable: str) -> 'ConfigVariable':
+        obj = super().__new__(cls, value)
+        obj.variable = variable
+        return obj
+
+    def __getnewargs__(self):  # copies and pickles keep the variable
+        return str(self), self.variable
+
+
+LANGUAGE_MODEL_VARIABLE = 'lang_model_name'
+
+
+def _language_model_delta(model: dict) -> dict:
+    """For GLIP / Grounding DINO: the language model's name, as the variable ``lang_model_name`` of the written
+    config that feeds the text encoder (and GLIP's fusion head), so that one line points both at a local copy."""
     language_model = model.get('language_model')
-    if language_model is None and not issubclass(cls, (GLIP, GroundingDINO)):
-        return None
-    name = (language_model or {}).get('name') or (language_model or {}).get('type') or 'BERT'
-    return repr(name)
+    if not isinstance(language_model, dict):
+        return {}
+    name = language_model.get('name', 'bert-base-uncased')
+    if not isinstance(name, str):
+        return {}
+    value = ConfigVariable(name, LANGUAGE_MODEL_VARIABLE)
+    delta = dict(language_model=dict(name=value))
+    head = model.get('bbox_head')
+    if isinstance(head, dict) and isinstance(head.get('lang_model_name'), str):
+        delta['bbox_head'] = dict(lang_model_name=value)
+    return delta
 
 
 def _check_neck(model: dict) -> None:
@@ -314,6 +336,13 @@ def render_cb_config(base: str, delta: dict, source_note: Optional[str] = None, 
         '# runs in every branch and its init_cfg checkpoint is loaded into each; the neck (if any) and heads are '
         'shared.',
     ]
+    if LANGUAGE_MODEL_VARIABLE in delta:
+        from .models.detectors.grounding import language_model_help
+        lines += textwrap.wrap(
+            f'Language model: {language_model_help(delta[LANGUAGE_MODEL_VARIABLE])}',
+            LINE_WIDTH,
+            initial_indent='# ',
+            subsequent_indent='#   ')
     for note in notes:
         lines += textwrap.wrap(note, LINE_WIDTH, initial_indent='# NOTE: ', subsequent_indent='#   ')
     lines += [f'_base_ = {base!r}', '']
@@ -333,6 +362,8 @@ def format_value(value, indent: int) -> str:
         opening, closing = ('[', ']') if isinstance(value, list) else ('(', ')')
         if isinstance(value, tuple) and len(value) == 1:
             items[0] += ','
+    elif isinstance(value, ConfigVariable):
+        return value.variable
     else:
         return repr(value)
     one_line = opening + ', '.join(items) + closing

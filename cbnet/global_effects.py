@@ -2,6 +2,17 @@
 
 Each effect is as narrow as it can be and idempotent:
 
+0. **mmpretrain's multimodal models off where they cannot import** (:func:`disable_broken_mmpretrain_multimodal`,
+   run before cbnet imports mmdet's models): mmpretrain 1.2.0's BLIP/BLIP-2/OFA/RAM modules import from
+   ``transformers.modeling_utils`` names that newer transformers moved or dropped (``GenerationMixin`` by 4.53;
+   ``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices``, ... by 4.56/5.0: a bare ``except`` turns
+   them into ``None`` and a class statement fails with ``TypeError: NoneType takes no arguments``), and mmdet
+   imports ``mmpretrain.models`` whenever mmpretrain is installed, so ``import mmdet.models`` fails. Only when a
+   ``from transformers... import`` of mmpretrain's multimodal folder names something the installed transformers
+   lacks, and only while ``mmpretrain.models`` is not yet imported, mmpretrain's own switch ``WITH_MULTIMODAL``
+   is turned off: its multimodal models become mmpretrain's placeholders (detection uses none of them); its
+   backbones, mmdet's ``BertModel`` and the grounding detectors are untouched. A mmpretrain whose imports all
+   resolve (a fixed release, or an older transformers) is left alone.
 1. **torch safe globals** (:func:`cbnet.utils.checkpoint.register_mmengine_safe_globals`): the exact non-tensor
    globals a full mmengine checkpoint pickles (``HistoryBuffer``, numpy arrays/dtypes, a restricted
    ``getattr``) are allowlisted for ``torch.load(weights_only=True)``, so ``--resume``, ``load_from`` and
@@ -34,7 +45,12 @@ imported (``CBNet``, ``CBResNet``, ... backbones and the compositions' own regis
 ``CBLearningRateDecayOptimizerConstructor``). ``import cbnet`` works without mmpretrain (and timm): where
 mmpretrain is installed, the ConvNeXt adapter imports it; timm is imported only when a ``TIMMBackbone`` is adapted.
 """
+import ast
+import importlib
+import importlib.util
+import os
 import os.path as osp
+import sys
 from typing import Dict, List
 
 from mmengine.registry import Registry
@@ -44,6 +60,64 @@ PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 
 _applied: List[str] = []
 _scope_registries: Dict[str, Registry] = {}
+
+#: mmpretrain's folder of multimodal models (BLIP, BLIP-2, OFA, RAM, ...): what imports transformers at import time
+MMPRETRAIN_MULTIMODAL_DIR = osp.join('models', 'multimodal')
+MMPRETRAIN_MULTIMODAL_OFF = 'mmpretrain multimodal models off (they cannot import this transformers)'
+_import_fixes: List[str] = []
+
+
+def transformers_imports_of(folder: str) -> Dict[str, List[str]]:
+    """``from transformers.X import a, b`` statements of the Python files under ``folder``: module -> names."""
+    found: Dict[str, List[str]] = {}
+    for root, _, files in os.walk(folder):
+        for name in sorted(f for f in files if f.endswith('.py')):
+            with open(osp.join(root, name), encoding='utf-8') as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or '').split('.')[0] == 'transformers':
+                    found.setdefault(node.module, []).extend(a.name for a in node.names)
+    return found
+
+
+def missing_transformers_names(imports: Dict[str, List[str]]) -> List[str]:
+    """Which of ``imports`` (module -> names) the installed transformers does not have."""
+    missing = []
+    for module_name, names in imports.items():
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - a module that no longer imports is missing as a whole
+            missing.append(module_name)
+            continue
+        missing += [f'{module_name}.{n}' for n in names if not hasattr(module, n)]
+    return missing
+
+
+def mmpretrain_multimodal_is_broken() -> bool:
+    """Whether the installed mmpretrain's multimodal models import from transformers what the installed
+    transformers does not have (False without either package, or once ``mmpretrain.models`` is imported)."""
+    spec = importlib.util.find_spec('mmpretrain')  # the top-level package only: imports nothing
+    if spec is None or not spec.submodule_search_locations or 'mmpretrain.models' in sys.modules:
+        return False
+    if importlib.util.find_spec('transformers') is None:
+        return False  # mmpretrain then turns its multimodal models off by itself
+    folder = osp.join(list(spec.submodule_search_locations)[0], MMPRETRAIN_MULTIMODAL_DIR)
+    try:
+        return bool(missing_transformers_names(transformers_imports_of(folder)))
+    except (OSError, SyntaxError):
+        return False
+
+
+def disable_broken_mmpretrain_multimodal() -> bool:
+    """Effect 0 (before anything imports ``mmdet.models``); returns whether it was needed."""
+    if _import_fixes:
+        return True
+    if not mmpretrain_multimodal_is_broken():
+        return False
+    import mmpretrain.utils.dependency as dependency
+    dependency.WITH_MULTIMODAL = False
+    _import_fixes.append(MMPRETRAIN_MULTIMODAL_OFF)
+    return True
 
 
 def register_config_package() -> bool:
@@ -121,13 +195,14 @@ def apply() -> List[str]:
     from .utils.checkpoint import register_mmengine_safe_globals
     from .utils.checkpoint_files import AtomicLocalBackend, install_clear_checkpoint_errors
 
+    disable_broken_mmpretrain_multimodal()  # a no-op here when cbnet/__init__ already ran it
     register_mmengine_safe_globals()
     install_clear_checkpoint_errors()
     register_backend('atomic_local', AtomicLocalBackend)
     register_config_package()
     register_scope()
     register_generated_modules()
-    _applied.extend([
+    _applied.extend(_import_fixes + [
         'torch safe globals', 'clear checkpoint errors', 'atomic_local backend', 'MODULE2PACKAGE',
         'cbnet registry scope', 'generated registry entries'
     ])

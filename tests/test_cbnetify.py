@@ -253,8 +253,6 @@ def test_cbnetify_leaves_its_input_alone_and_takes_per_branch_weights():
 @pytest.mark.parametrize('rel, reason', [
     ('detectors/cascade-rcnn_r50-rfp_1x_coco.py', "RFP.*mmdet::detectors/cascade-rcnn_r50-sac_1x_coco.py"),
     ('detectors/detectors_htc-r50_1x_coco.py', 'recursive feature pyramid'),
-    ('glip/glip_atss_swin-t_a_fpn_dyhead_pretrain_obj365.py', "language model 'bert-base-uncased'.*offline"),
-    ('grounding_dino/grounding_dino_r50_scratch_8xb2_1x_coco.py', "language model 'bert-base-uncased'"),
     ('tridentnet/tridentnet_r50-caffe_1x_coco.py', 'TridentNet multiplies the batch'),
     ('soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_semi-0.1-coco.py', 'semi-supervised wrapper'),
 ])
@@ -279,6 +277,9 @@ def test_refuses_a_backbone_without_adapter():
         ('dino/dino-4scale_r50_8xb2-12e_coco.py', 'CBDINO', True),
         ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'CBDeformableDETR', True),
         ('detr/detr_r50_8xb2-150e_coco.py', 'CBDETR', True),
+        ('glip/glip_atss_swin-t_a_fpn_dyhead_pretrain_obj365.py', 'CBGLIP', True),  # the language model: its name
+        ('grounding_dino/grounding_dino_r50_scratch_8xb2_1x_coco.py', 'CBGroundingDINO', True),
+        ('mm_grounding_dino/grounding_dino_swin-t_pretrain_obj365.py', 'CBGroundingDINO', True),
         ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', 'CBMask2Former', False),  # panoptic, pixel decoder
         ('mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', 'CBMask2Former', False),
         ('maskformer/maskformer_r50_ms-16xb1-75e_coco.py', 'CBMaskFormer', False),

@@ -20,6 +20,7 @@ from mmengine.dataset import Compose
 from mmpretrain.models.backbones import ConvNeXt
 
 from cbnet.testing import tiny_batch
+from cbnet.testing.language_models import is_grounding, tiny_bert, use_language_model
 from cbnet.utils.configs import strip_pretrained
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -80,6 +81,7 @@ def build(name: str):
     assert cfg.get('custom_imports', {}).get('imports') and 'cbnet' in cfg.custom_imports['imports'], \
         f'{name} must import cbnet (custom_imports)'
     strip_pretrained(cfg.model)
+    use_language_model(cfg.model, tiny_bert())  # grounding detectors: no download (counted without it)
     return cfg, MODELS.build(cfg.model)
 
 
@@ -129,6 +131,8 @@ def test_paper_config(name):
             type(model.backbone).__name__ == 'CBNet' and not official_family), \
             f'{name}: use the official-argument backbone alias (CBNet only for families the official code lacks)'
         count = sum(p.numel() for p in model.parameters())
+        if is_grounding(cfg.model):  # the header states the count without the language model
+            count -= sum(p.numel() for p in model.language_model.parameters())
         paper_m = PAPER_PARAMS_M.get(name)
         paper = f'paper {paper_m}M' if paper_m else 'no paper count'
         print(f'\n{name}: {count / 1e6:.2f}M parameters ({paper})')

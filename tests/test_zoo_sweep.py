@@ -29,6 +29,7 @@ CONVERTED = [
     'condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py',
     'yolact/yolact_r50_1xb8-55e_coco.py',
     'panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py',
+    'mm_grounding_dino/lvis/grounding_dino_swin-t_finetune_16xb4_1x_lvis.py',  # tiny BERT, chunked prompt
 ]
 #: configs cbnetify refuses, and a word of the reason it must give
 REFUSED = {

@@ -2,7 +2,8 @@
 
 Box detectors get boxes and labels; instance-mask detectors (R-CNN mask heads, MaskFormer/Mask2Former) get
 masks too; HTC's semantic branch gets a stride-8 semantic map and panoptic MaskFormer/Mask2Former a
-full-resolution one with stuff classes. A wrong kind of ground truth would make the loss fail or, worse,
+full-resolution one with stuff classes; grounding detectors (GLIP, Grounding DINO) the class names as text
+prompt. A wrong kind of ground truth would make the loss fail or, worse,
 skip its most expensive part.
 """
 from typing import Any, Dict, Optional, Tuple
@@ -51,7 +52,21 @@ def make_batch(model: nn.Module, shape: Tuple[int, int], batch_size: int, traini
         num_items=[num_boxes] * batch_size,
         num_classes=num_classes(model),
         **ground_truth_kind(model))
-    return model.data_preprocessor(packed, training=training)
+    batch = model.data_preprocessor(packed, training=training)
+    if hasattr(model, 'language_model'):  # grounding detectors: the class names as the text prompt
+        add_class_prompt(batch['data_samples'], num_classes(model))
+    return batch
+
+
+def add_class_prompt(data_samples, count: int) -> None:
+    """COCO's first ``count`` class names as every sample's text prompt (what a grounding detector trained on
+    COCO reads; the tokens, and so the cost of the text, are those of the real prompt)."""
+    from mmdet.datasets import CocoDataset
+    names = tuple(CocoDataset.METAINFO['classes'])
+    prompt = tuple(names[i % len(names)] for i in range(count))
+    for sample in data_samples:
+        sample.text = prompt
+        sample.custom_entities = True
 
 
 def flatten_tensors(obj: Any) -> Tuple[torch.Tensor, ...]:

@@ -17,6 +17,7 @@ import torch
 from ..utils.configs import package_config_dir, strip_pretrained
 from .backbones import family
 from .detectors import mmdet_config, shrink_detector
+from .language_models import is_grounding, tiny_bert, use_language_model
 
 #: zoo folders whose models need inputs far beyond what a CPU test can afford
 SKIPPED_CONFIG_DIRS = {
@@ -138,6 +139,8 @@ def _shrink_rest(node: dict, transformer_widths: bool) -> None:
             parent[key] = 1
         elif key == 'num_layers' and isinstance(value, int) and path and 'decoder' in path[-1]:
             parent[key] = min(value, 2)
+        elif key == 'num_cp' and isinstance(value, int) and value > 1:
+            parent[key] = 1  # checkpointed encoder layers (fairscale): at most the one layer left
         elif key == 'stacked_convs' and isinstance(value, int) and value > 1:
             parent[key] = 1
         elif key in _DROPOUT_KEYS and isinstance(value, float):
@@ -254,7 +257,39 @@ def tiny_zoo_detector(model: dict) -> dict:
         _fit_c4_heads(model, widths[-1])
     _fewer_query_stages(model)
     _fit_transformer_heads(model)
+    if is_grounding(model):
+        use_language_model(model, tiny_bert())
+        _fit_grounding(model)
     return model
+
+
+#: the head width GLIP needs: mmdet's ATSSVLFusionHead sizes its token targets by feat_channels (256 = the text's
+#: max tokens) and its early-fusion layers (VLFuse) hard-code 256 visual channels
+_GLIP_WIDTH = 256
+#: what mmdet's own fine-tuning configs of the family set for training, where an evaluation-only (zero-shot)
+#: config leaves it out: GLIP's box loss (the head's default SmoothL1 does not take GLIP's per-box centerness
+#: weights), Grounding DINO's assigner (``train_cfg=None``)
+_GLIP_LOSS_BBOX = dict(type='GIoULoss', loss_weight=2.0)
+_GROUNDING_DINO_TRAIN_CFG = dict(
+    assigner=dict(
+        type='HungarianAssigner',
+        match_costs=[
+            dict(type='BinaryFocalLossCost', weight=2.0),
+            dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
+            dict(type='IoUCost', iou_mode='giou', weight=2.0)
+        ]))
+
+
+def _fit_grounding(model: dict) -> None:
+    """GLIP: one DyHead block (of 6 or 8), no checkpointing, the neck and head at the width GLIP needs. Both: what
+    training needs where the config is evaluation-only (see above)."""
+    head = model.get('bbox_head') or {}
+    if head.get('type') == 'ATSSVLFusionHead':
+        head.update(num_dyhead_blocks=1, use_checkpoint=False, in_channels=_GLIP_WIDTH, feat_channels=_GLIP_WIDTH)
+        head.setdefault('loss_bbox', copy.deepcopy(_GLIP_LOSS_BBOX))
+        model['neck']['out_channels'] = _GLIP_WIDTH
+    elif head.get('type') == 'GroundingDINOHead' and not model.get('train_cfg'):
+        model['train_cfg'] = copy.deepcopy(_GROUNDING_DINO_TRAIN_CFG)
 
 
 def _fit_c4_heads(model: dict, width: int) -> None:

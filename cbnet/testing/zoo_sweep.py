@@ -57,7 +57,10 @@ METHOD = (
     'ResNet-18 with the original\'s stage layout (strides, dilations, returned stages; backbone options such as DCN '
     'or plugins are not kept, so those families test their detector, not their backbone); widths, layers, queries, '
     'proposals and sampled RoIs shrink; at most 20 proposals / detections at test time; 2 random images of 64 px '
-    '(128 or 384 px if 64 fails). The plain tiny detector runs one training step and one predict first: if it '
+    '(128 or 384 px if 64 fails). Grounding detectors (GLIP, Grounding DINO) get the tiny local BERT of '
+    '`cbnet.testing.language_models`, a few class names as their text prompt (one image where the config chunks '
+    'its prompt), GLIP its 256-wide head and evaluation-only configs the training settings of their family\'s '
+    'fine-tuning configs. The plain tiny detector runs one training step and one predict first: if it '
     'fails, the config is *untestable* (not a cbnet problem). Then its CB variant (`cbnetify` of the tiny config, '
     'K as given) must give the lead\'s losses and the same losses for every assisting branch, a finite total, a '
     'gradient for every trainable parameter (except those the plain detector leaves unused too) and predictions in '
@@ -241,12 +244,22 @@ def _not_a_detector(type_name: str) -> str:
 # -- the plain and the composite tiny detectors ---------------------------------------------------------------
 def batch_needs(model_cfg: dict) -> dict:
     """What the data samples of ``model_cfg`` must carry: masks, semantic maps, proposals, class count."""
+    from .language_models import is_grounding
     text = str(model_cfg)
     panoptic = 'num_stuff_classes' in text and "'num_stuff_classes': 0" not in text
+    grounding = is_grounding(model_cfg)  # classes are the words of the text prompt: a few (within the head's)
+    num_classes = _num_classes(model_cfg)
+    chunked = ((model_cfg.get('test_cfg') or {}).get('chunked_size') or -1) > 0
     return dict(
         with_mask=any(key in text for key in ("'mask_head'", "'panoptic_head'", "'loss_mask'")),
         with_semantic="'semantic_head'" in text or panoptic,
-        num_classes=max(2, _num_classes(model_cfg)))
+        num_classes=min(GROUNDING_PROMPT_CLASSES, num_classes) if grounding else max(2, num_classes),
+        text_prompts=grounding,
+        batch_size=1 if grounding and chunked else 2)  # chunked prompts (LVIS): mmdet predicts one image at a time
+
+
+#: classes of the text prompt given to grounding detectors (GLIP, Grounding DINO)
+GROUNDING_PROMPT_CLASSES = 3
 
 
 def _num_classes(model_cfg: dict) -> int:
@@ -282,19 +295,26 @@ IMAGE_SIZES = (64, 128, 384)
 
 
 def sweep_batch(model, needs: dict, size: int, training: bool, seed: int = 0) -> dict:
-    """A preprocessed batch of 2 random images with 3 objects each, labels within the model's classes."""
+    """A preprocessed batch of 2 (``needs['batch_size']``) random images with 3 objects each, labels within the
+    model's classes (and, for grounding detectors, the class names as text prompt)."""
     from mmdet.models.detectors import TwoStageDetector
     from mmdet.testing import demo_mm_inputs
     from mmengine.structures import InstanceData
     torch.manual_seed(seed)
+    batch_size = needs.get('batch_size', 2)
     packed = demo_mm_inputs(
-        2,
-        image_shapes=[(3, size, size)] * 2,
-        num_items=[3, 3],
-        num_classes=needs['num_classes'],
+        batch_size,
+        image_shapes=[(3, size, size)] * batch_size,
+        num_items=[3] * batch_size,
+        num_classes=max(2, needs['num_classes']),
         with_mask=needs['with_mask'],
         with_semantic=needs['with_semantic'])
     batch = model.data_preprocessor(packed, training)
+    if needs.get('text_prompts'):  # grounding detectors: the class names as the text prompt
+        from .language_models import add_text_prompts, prompt_words
+        add_text_prompts(batch['data_samples'], prompt_words(needs['num_classes']))
+        for sample in batch['data_samples']:  # mmdet's demo labels start at 1: one-class heads need 0
+            sample.gt_instances.labels = sample.gt_instances.labels % needs['num_classes']
     if isinstance(model, TwoStageDetector) and not model.with_rpn:  # Fast R-CNN: precomputed proposals
         g = torch.Generator().manual_seed(seed)
         for sample in batch['data_samples']:
@@ -343,7 +363,8 @@ def _predict(model, needs: dict, size: int, stage: str) -> None:
     batch = _step(stage, lambda: sweep_batch(model, needs, size, training=False))
     with torch.no_grad():
         results = _step(stage, lambda: model.predict(batch['inputs'], batch['data_samples']))
-    if len(results) != 2 or not any(f in results[0] for f in ('pred_instances', 'pred_panoptic_seg')):
+    if len(results) != needs.get('batch_size', 2) or not any(f in results[0]
+                                                             for f in ('pred_instances', 'pred_panoptic_seg')):
         raise StageError(stage, f'predict returned {len(results)} samples without predictions')
 
 
