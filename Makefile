@@ -41,8 +41,10 @@ $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION): $(STAMPS)/torch-$(TORCH_V
 		{ echo "ERROR: mmcv was installed WITHOUT its compiled ops (mmcv._ext). Delete $(MMCV_WHEEL_DIR) and run make install again." >&2; exit 1; }
 	rm -f $(STAMPS)/mmcv-* && touch $@
 
-$(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requirements/pinned.txt requirements/tests.txt requirements/optional.txt requirements/mim.txt setup.py pyproject.toml MANIFEST.in
+$(STAMPS)/cbnet: $(STAMPS)/mmcv-$(MMCV_VERSION)-torch-$(TORCH_VERSION) requirements/pinned.txt requirements/tests.txt requirements/optional.txt requirements/mim.txt requirements/grounding.txt setup.py pyproject.toml MANIFEST.in
 	$(PIP) install -q -r requirements/pinned.txt -r requirements/tests.txt -r requirements/optional.txt
+	# the grounding detectors' text encoder (transformers, pinned: see the file) and fusion checkpointing (fairscale)
+	$(PIP) install -q -r requirements/grounding.txt
 	# openmim without its declared dependencies (see requirements/mim.txt)
 	$(PIP) install -q --no-deps -r requirements/mim.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
