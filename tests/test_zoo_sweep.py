@@ -17,6 +17,7 @@ CONVERTED = [
     'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
     'retinanet/retinanet_r50_fpn_1x_coco.py',
     'yolox/yolox_s_8xb8-300e_coco.py',
+    'rtmdet/rtmdet_x_p6_4xb8-300e_coco.py',  # four maps at strides 8-64: the stand-in backbone must match them
     'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
     'yolof/yolof_r50-c5_8xb8-1x_coco.py',
     'centernet/centernet_r18_8xb16-crop512-140e_coco.py',

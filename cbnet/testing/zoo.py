@@ -172,9 +172,23 @@ def _is_resnet_like(backbone: dict) -> bool:
     return isinstance(cls, type) and issubclass(cls, ResNet)
 
 
-def _tiny_backbone(original: dict, num_inputs: int) -> dict:
+def _finest_prior_stride(model: dict) -> Optional[int]:
+    """The finest stride a dense head's prior generator declares (``bbox_head.prior_generator.strides``), if any."""
+    found = []
+
+    def visit(parent, key, value, path):
+        if key.endswith('generator') and isinstance(value, dict) and value.get('strides'):
+            first = value['strides'][0]
+            found.append(int(first[0] if isinstance(first, (list, tuple)) else first))
+
+    _walk(model.get('bbox_head') or {}, visit)
+    return min(found) if found else None
+
+
+def _tiny_backbone(original: dict, num_inputs: int, finest_stride: Optional[int] = None) -> dict:
     """A tiny ResNet-18 with the original ResNet's layout (stages, strides, returned stages), or returning its
-    last ``num_inputs`` stages for other families."""
+    last ``num_inputs`` stages for other families, with one more downsampling in its first stage where the head's
+    finest prior stride needs it (RTMDet-P6's strides 8-64 from four maps: stages at strides 8-64)."""
     tiny = family('ResNet')
     if _is_resnet_like(original):
         stages = tiny['num_stages'] = original.get('num_stages', 4)
@@ -185,6 +199,8 @@ def _tiny_backbone(original: dict, num_inputs: int) -> dict:
             tiny[key] = tuple(tiny.get(key, default))[:stages]
     else:
         tiny['out_indices'] = tuple(range(4 - num_inputs, 4))
+        if finest_stride is not None and finest_stride == 2 * 4 * 2**(4 - num_inputs):
+            tiny['strides'] = (2, 2, 2, 2)
     return tiny
 
 
@@ -233,7 +249,7 @@ def tiny_zoo_detector(model: dict) -> dict:
     shared_head = (model.get('roi_head') or {}).get('shared_head')
     corner = (model.get('bbox_head') or {}).get('type', '').endswith(('CornerHead', 'CentripetalHead'))
     consumer = _consumer(model)
-    tiny = _tiny_backbone(original, _num_inputs(consumer))
+    tiny = _tiny_backbone(original, _num_inputs(consumer), _finest_prior_stride(model))
     if shared_head:  # C4: the RoI head holds the last ResNet stage (fixed widths: a BasicBlock stage of 512)
         tiny.update(base_channels=64, stem_channels=64)
         shared_head['depth'] = 18
