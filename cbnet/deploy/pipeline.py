@@ -49,7 +49,6 @@ def load_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
     """Both configs as mmengine Configs; ``mmdet::``/``cbnet::`` model config names are resolved."""
     from mmdeploy.utils import load_config
 
-    import cbnet  # noqa: F401  (registers the CB detectors and the cbnet:: config scope)
     from ..utils.configs import resolve_config_path
     if isinstance(model_cfg, str):
         model_cfg = resolve_config_path(model_cfg)
@@ -70,7 +69,6 @@ def export(deploy_cfg: ConfigLike,
     from mmdeploy.apis.utils import to_backend
     from mmdeploy.utils import get_backend, get_ir_config
 
-    from . import rewriters  # noqa: F401  (mmdet post-processing in ONNX Runtime graphs)
     deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
     check_deployable(model_cfg, deploy_cfg)
     os.makedirs(work_dir, exist_ok=True)
@@ -100,7 +98,6 @@ def export_graph(deploy_cfg: ConfigLike,
     from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import get_backend, get_dynamic_axes, get_input_shape, get_onnx_config
 
-    from . import rewriters  # noqa: F401
     deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
     check_deployable(model_cfg, deploy_cfg)
     os.makedirs(work_dir, exist_ok=True)

@@ -151,7 +151,6 @@ def write_case(case: DeployCase, out_dir: str, size: Tuple[int, int] = (64, 96),
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
 
-    import cbnet  # noqa: F401
     init_default_scope('mmdet')
     cfg = model_config(case, size)
     model = MODELS.build(copy.deepcopy(cfg.model))
