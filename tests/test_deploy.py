@@ -9,10 +9,11 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 
 pytest.importorskip('mmdeploy', reason='the deploy stack (requirements/deploy.txt, make install)')
 
-from cbnet.deploy import NotDeployableError, check_parity, export  # noqa: E402
+from cbnet.deploy import NotDeployableError, check_deployable, check_parity, export  # noqa: E402
 from cbnet.deploy.graph import NAMED_PARAMETERS_EXPORT, graph_parameters, parameter_count, used_parameters  # noqa: E402
 from cbnet.models.detectors import KINDS  # noqa: E402
 from cbnet.testing.backbones import torch_threads  # noqa: E402
@@ -21,13 +22,15 @@ from cbnet.testing.deploy_cases import DEPLOY_DETECTORS, DeployCase, deploy_case
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SIZES = [(128, 160), (160, 128)]  # (h, w): the dynamic model runs both; the static model is exported at the second
 REFUSED = {'Mask2Former'}
+#: refused from the config alone (building them needs a language model): see the test below
+TEXT_PROMPTED = {'GLIP', 'GroundingDINO'}
 #: exported and run, but not within the tolerance; the test below fails once they agree (then move them)
 DISAGREE = {'SOLOv2': 'its scores, labels and boxes differ from mmdet\'s (masks IoU 0.91-0.93); cause not located'}
 #: smaller random weights where the boxes are exp(prediction), unclipped (YOLOX)
 SCALES = {'YOLOX': 0.3}
 CASES = [
     DeployCase(c.detector, weight_scale=SCALES.get(c.detector, 1.0))
-    for c in deploy_cases('ResNet') if c.detector not in REFUSED | set(DISAGREE)
+    for c in deploy_cases('ResNet') if c.detector not in REFUSED | TEXT_PROMPTED | set(DISAGREE)
 ] + [
     DeployCase('FasterRCNN', 'Swin'),
     DeployCase('MaskRCNN', 'ConvNeXt'),
@@ -100,6 +103,13 @@ def test_what_mmdeploy_cannot_export_is_refused_with_the_reason(detector, images
     cfg, ckpt = write_case(DeployCase(detector), str(tmp_path))
     with pytest.raises(NotDeployableError, match='MMDeploy exports .* Deploy a Mask R-CNN'):
         export(deploy_config('instance-seg', True), cfg, ckpt, images[0], str(tmp_path))
+
+
+@pytest.mark.parametrize('detector', sorted(TEXT_PROMPTED))
+def test_text_prompted_detectors_are_refused_before_export(detector):
+    model_cfg = Config(dict(model=dict(type=f'CB{detector}', test_cfg=dict())))
+    with pytest.raises(NotDeployableError, match=f'CB{detector}: MMDeploy 1.3.1 has no task .* text-prompted'):
+        check_deployable(model_cfg, Config(dict()))
 
 
 def test_soft_nms_is_refused_with_the_option_to_change(images, tmp_path):

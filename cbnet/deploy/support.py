@@ -53,6 +53,11 @@ REFUSED = {
     None,  # same reason, filled below
 }
 REFUSED['Mask2Former'] = REFUSED['MaskFormer']
+for _text_prompted in ('GLIP', 'GroundingDINO'):
+    REFUSED[_text_prompted] = (
+        'MMDeploy 1.3.1 has no task or rewriters for text-prompted detectors: the prompt is tokenized in Python and '
+        'the language model runs inside the forward, so there is no graph to export from the image alone. Run the '
+        "PyTorch model (mmdet's DetInferencer with texts=..., or tools/test.py).")
 
 
 def _nms_configs(node, path='model') -> Iterator[Tuple[str, dict]]:

@@ -22,6 +22,9 @@ DEPLOY_DETECTORS: Dict[str, Tuple[str, ...]] = {
     'SingleStageDetector': ('RetinaNet', 'ATSS', 'FCOS', 'YOLOX', 'RTMDet', 'Mask2Former'),
     'DetectionTransformer': ('DINO', ),
     'SingleStageInstanceSegmentor': ('SOLOv2', ),
+    # refused before export (cbnet.deploy.support.REFUSED): MMDeploy has no path for text-prompted detectors
+    'GLIP': ('GLIP', ),
+    'GroundingDINO': ('GroundingDINO', ),
 }
 #: detectors whose deployed outputs include masks (instance-seg deploy configs)
 WITH_MASKS = {'MaskRCNN', 'CascadeMaskRCNN', 'Mask2Former', 'SOLOv2'}
