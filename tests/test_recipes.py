@@ -243,6 +243,12 @@ MMDET_RECIPE: Dict[str, tuple] = {
     'dual_swin_s_mask2former_instance.py':
     ('mmdet::mask2former/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py',
      dict(_DUAL, detector='CBMask2Former', backbone='CBSwinTransformer', lr_mult=_with_composition_at_full_lr)),
+    'dual_swin_t_grounding_dino_finetune.py':
+    ('mmdet::grounding_dino/grounding_dino_swin-t_finetune_16xb2_1x_coco.py',
+     dict(_DUAL, detector='CBGroundingDINO', backbone='CBSwinTransformer', lr_mult=_with_composition_at_full_lr)),
+    'dual_swin_t_mm_grounding_dino_finetune.py':
+    ('mmdet::mm_grounding_dino/coco/grounding_dino_swin-t_finetune_16xb4_1x_coco.py',
+     dict(_DUAL, detector='CBGroundingDINO', backbone='CBSwinTransformer', lr_mult=_with_composition_at_full_lr)),
 }
 
 
@@ -277,7 +283,7 @@ def train_scales(pipeline: List[dict]) -> tuple:
 
 
 def eval_scale(pipeline: List[dict]) -> tuple:
-    resizes = [t for t in pipeline if t['type'] == 'Resize']
+    resizes = [t for t in pipeline if t['type'] in ('Resize', 'FixScaleResize')]  # the latter: grounding configs
     assert len(resizes) == 1 and resizes[0]['keep_ratio'] and 'RandomFlip' not in {t['type'] for t in pipeline}
     return tuple(resizes[0]['scale'])
 
