@@ -93,13 +93,21 @@ def missing_transformers_names(imports: Dict[str, List[str]]) -> List[str]:
     return missing
 
 
+def _find_spec(name: str):
+    """``importlib.util.find_spec``, None also where an import hook refuses the package outright."""
+    try:
+        return importlib.util.find_spec(name)
+    except ImportError:
+        return None
+
+
 def mmpretrain_multimodal_is_broken() -> bool:
     """Whether the installed mmpretrain's multimodal models import from transformers what the installed
     transformers does not have (False without either package, or once ``mmpretrain.models`` is imported)."""
-    spec = importlib.util.find_spec('mmpretrain')  # the top-level package only: imports nothing
+    spec, transformers = _find_spec('mmpretrain'), _find_spec('transformers')  # top-level packages: import nothing
     if spec is None or not spec.submodule_search_locations or 'mmpretrain.models' in sys.modules:
         return False
-    if importlib.util.find_spec('transformers') is None:
+    if transformers is None:
         return False  # mmpretrain then turns its multimodal models off by itself
     folder = osp.join(list(spec.submodule_search_locations)[0], MMPRETRAIN_MULTIMODAL_DIR)
     try:

@@ -264,8 +264,8 @@ def test_refusals_say_why(rel, reason):
 def test_refuses_a_backbone_without_adapter():
     cfg = mmdet_config('retinanet/retinanet_r50_fpn_1x_coco.py')
     cfg.custom_imports = dict(imports=['mmpretrain.models'], allow_failed_imports=False)
-    cfg.model.backbone = dict(type='mmpretrain.ResNet', depth=50)  # not mmdet's ResNet: no adapter
-    with pytest.raises(CBNetifyError, match="'mmpretrain.ResNet' is not supported"):
+    cfg.model.backbone = dict(type='mmpretrain.VGG', depth=11)  # a classifier backbone: no adapter
+    with pytest.raises(CBNetifyError, match="'mmpretrain.VGG' is not supported"):
         cbnetify_delta(cfg)
 
 

@@ -223,6 +223,15 @@ def test_fine_tuning_from_another_number_of_classes_is_accepted(tiny, dual_model
     _after_load(dual_model, other_classes)
 
 
+def test_test_time_augmentation_model_is_checked_as_its_detector(dual_model, wrong_checkpoints):
+    """``tools/test.py --tta`` wraps the detector; mmengine loads the checkpoint into the detector inside."""
+    tta = MODELS.build(
+        dict(type='DetTTAModelWithMasks', module=dual_model, tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5))))
+    _after_load(tta, dual_model.state_dict())
+    with pytest.raises(ValueError, match='another depth or width'):
+        _after_load(tta, wrong_checkpoints[0]['depth'])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('tool, case', [('test.py', 'family'), ('train.py', 'depth')])
 def test_tools_refuse_wrong_checkpoints_before_running(tiny, wrong_checkpoints, tool, case):

@@ -18,7 +18,7 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from ..converters.single_to_cb import (describe_expansion, expand_single_state_dict, is_composite_state_dict,
                                        is_single_backbone_state_dict)
@@ -27,6 +27,12 @@ from ..utils.compat_checks import check_checkpoint_fits_model, check_neck_matche
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if is_model_wrapper(model) else model
+
+
+def _detector(model: torch.nn.Module) -> torch.nn.Module:
+    """The detector inside (DDP and) a test-time augmentation model: what mmengine loads checkpoints into."""
+    model = _unwrap(model)
+    return model.module if isinstance(model, BaseTTAModel) else model
 
 
 def non_finite_losses(losses: Dict[str, Union[torch.Tensor, Sequence[torch.Tensor]]]) -> Dict[str, float]:
@@ -124,8 +130,7 @@ class CheckpointCompatibilityHook(Hook):
         self.require_heads = require_heads
 
     def before_run(self, runner) -> None:
-        model = _unwrap(runner.model)
-        model = getattr(model, 'module', model)  # a test-time augmentation model wraps the detector
+        model = _detector(runner.model)
         if hasattr(model, 'backbone'):
             check_neck_matches_backbone(model.backbone, getattr(model, 'neck', None))
             check_pyramid_strides(model)
@@ -135,7 +140,7 @@ class CheckpointCompatibilityHook(Hook):
             return
         nested = isinstance(checkpoint.get('state_dict'), dict)
         state_dict = checkpoint['state_dict'] if nested else checkpoint
-        model = _unwrap(runner.model)
+        model = _detector(runner.model)
         source = getattr(runner, '_load_from', None)
         if (self.require_backbone and is_single_backbone_state_dict(state_dict)
                 and is_composite_state_dict(model.state_dict())):

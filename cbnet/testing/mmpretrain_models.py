@@ -80,10 +80,14 @@ def detection_options(cls: type, model: torch.nn.Module) -> dict:
     """Options that make ``cls`` a detection backbone: spatial outputs (no pooling before the norm, maps rather
     than tokens) of every unit the adapter composes (:meth:`LayerSequenceAdapter.every_unit_options`)."""
     from cbnet.models.backbones.adapters import adapter_for_class
-    params = set()  # a subclass may take its base's options through **kwargs (ViTEVA02, DeiT)
+    params = set()  # a subclass may pass its base's options on through **kwargs (ViTEVA02, DeiT)
     for klass in cls.__mro__:
-        if '__init__' in vars(klass):
-            params.update(inspect.signature(klass.__init__).parameters)
+        if '__init__' not in vars(klass):
+            continue
+        signature = inspect.signature(klass.__init__).parameters
+        params.update(name for name, p in signature.items() if p.kind is not p.VAR_KEYWORD)
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.values()):
+            break
     options = {}
     for flag, value in (('gap_before_final_norm', False), ('reshape_last_feat', True), ('out_type', 'featmap')):
         if flag in params:
