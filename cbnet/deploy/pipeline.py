@@ -15,10 +15,13 @@ import torch
 from mmengine.config import Config
 
 from .compat import deploy_patches
+from .padding import with_padding_in_graph
 from .parity import Agreement, ParityError, Tolerance, compare_instances
 from .support import check_deployable, export_error
 
 ConfigLike = Union[str, Config]
+#: the model config of the deployed model, written next to ``end2end.onnx``
+DEPLOYED_MODEL_CFG = 'deployed_model_cfg.py'
 
 
 @dataclass
@@ -56,6 +59,12 @@ def load_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
     return deploy_cfg, model_cfg
 
 
+def deployed_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
+    """The configs the deployed model is exported and run with: :func:`load_configs`, with the padding moved
+    into the graph for ONNX Runtime (:mod:`.padding`)."""
+    return with_padding_in_graph(*load_configs(deploy_cfg, model_cfg))
+
+
 def export(deploy_cfg: ConfigLike,
            model_cfg: ConfigLike,
            checkpoint: Optional[str],
@@ -64,14 +73,16 @@ def export(deploy_cfg: ConfigLike,
            device: str = 'cpu',
            export_overrides: Optional[Dict] = None) -> DeployResult:
     """``DIR/end2end.onnx`` (the deploy config's ``save_file``) and the backend files, as MMDeploy's tool
-    writes them."""
+    writes them, and ``DIR/deployed_model_cfg.py``: the model config to run the backend model with (MMDeploy's
+    ``tools/test.py``), whose data preprocessor leaves the padding to the graph."""
     from mmdeploy.apis import torch2onnx
     from mmdeploy.apis.utils import to_backend
     from mmdeploy.utils import get_backend, get_ir_config
 
-    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    deploy_cfg, model_cfg = deployed_configs(deploy_cfg, model_cfg)
     check_deployable(model_cfg, deploy_cfg)
     os.makedirs(work_dir, exist_ok=True)
+    model_cfg.dump(osp.join(work_dir, DEPLOYED_MODEL_CFG))
     save_file = get_ir_config(deploy_cfg)['save_file']
     with deploy_patches(export_overrides) as fixes:
         try:
@@ -98,7 +109,7 @@ def export_graph(deploy_cfg: ConfigLike,
     from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import get_backend, get_dynamic_axes, get_input_shape, get_onnx_config
 
-    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    deploy_cfg, model_cfg = deployed_configs(deploy_cfg, model_cfg)
     check_deployable(model_cfg, deploy_cfg)
     os.makedirs(work_dir, exist_ok=True)
     on_cpu = copy.deepcopy(deploy_cfg)
@@ -130,7 +141,7 @@ def dump_sdk_info(deploy_cfg: ConfigLike, model_cfg: ConfigLike, checkpoint: Opt
                   device: str) -> None:
     """MMDeploy SDK's ``deploy.json``, ``pipeline.json`` and ``detail.json`` (``--dump-info``)."""
     from mmdeploy.backend.sdk.export_info import export2SDK
-    deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
+    deploy_cfg, model_cfg = deployed_configs(deploy_cfg, model_cfg)
     export2SDK(deploy_cfg, model_cfg, work_dir, pth=checkpoint, device=device)
 
 
@@ -141,52 +152,28 @@ def predictions(deploy_cfg: ConfigLike,
                 imgs: Sequence[Any],
                 device: str = 'cpu'):
     """``[(torch_sample, backend_sample, image_size), ...]``: PyTorch's and the backend's predictions of each
-    image through the same test pipeline (PyTorch runs unpatched, as in training and testing)."""
+    image through the same test pipeline. PyTorch runs the model config as given, unpatched, as in training and
+    testing; the backend model runs with the deployed configs (:func:`deployed_configs`)."""
     from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import get_input_shape
 
     deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
-    processor = build_task_processor(model_cfg, deploy_cfg, device)
-    torch_model = processor.build_pytorch_model(checkpoint)
+    torch_processor = build_task_processor(model_cfg, deploy_cfg, device)
+    torch_model = torch_processor.build_pytorch_model(checkpoint)
+    backend_processor = build_task_processor(*reversed(with_padding_in_graph(deploy_cfg, model_cfg)), device)
     try:
-        backend_model = processor.build_backend_model(list(backend_files), processor.update_data_preprocessor)
+        backend_model = backend_processor.build_backend_model(
+            list(backend_files), backend_processor.update_data_preprocessor)
     except Exception as e:  # noqa: BLE001 - re-raised with the op named
         raise export_error(model_cfg.model.type, e, 'backend') from e
     out = []
     for img in imgs:
-        data, _ = processor.create_input(img, get_input_shape(deploy_cfg))
+        data, _ = torch_processor.create_input(img, get_input_shape(deploy_cfg))
         with torch.no_grad():
-            torch_sample = torch_model.test_step(data)[0]
+            torch_sample = torch_model.test_step(copy.deepcopy(data))[0]
             backend_sample = backend_model.test_step(data)[0]
-        if clips_boxes(torch_model):
-            clip_to_image(backend_sample)
         out.append((torch_sample, backend_sample, max(torch_sample.ori_shape[:2])))
     return out
-
-
-def clips_boxes(model) -> bool:
-    """Whether the detector clips its boxes to the image (box coders with ``clip_border``, DETR heads); YOLOX
-    and others do not."""
-    from mmdet.models.dense_heads import DETRHead
-    head = getattr(model, 'roi_head', None)
-    head = getattr(head, 'bbox_head', None) if head is not None else getattr(model, 'bbox_head', None)
-    if isinstance(head, (list, tuple, torch.nn.ModuleList)):
-        head = head[-1]
-    if isinstance(head, DETRHead):
-        return True
-    coder = getattr(head, 'bbox_coder', None)
-    return bool(coder is not None and getattr(coder, 'clip_border', True))
-
-
-def clip_to_image(sample) -> None:
-    """Clip the backend's boxes to the image, as mmdet's box decoding does. The ONNX graph sees the padded
-    input only, so it clips to the padded size; boxes reaching into the padding came out larger than
-    PyTorch's."""
-    pred = sample.pred_instances
-    if len(pred) and 'bboxes' in pred:
-        h, w = sample.ori_shape[:2]
-        pred.bboxes[:, 0::2] = pred.bboxes[:, 0::2].clamp(0, w)
-        pred.bboxes[:, 1::2] = pred.bboxes[:, 1::2].clamp(0, h)
 
 
 def check_parity(deploy_cfg: ConfigLike,

@@ -9,7 +9,7 @@ gets cases by naming its detector classes in :data:`DEPLOY_DETECTORS`.
 import copy
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -77,11 +77,14 @@ def _set_inner(model: dict, inner: str) -> None:
         _set_in_channels(consumer, _tiny_widths(new))
 
 
-def _test_pipeline(size: Tuple[int, int]) -> List[dict]:
-    """Load, resize to ``size`` (h, w; keep ratio, so an image of that size is unchanged), pack."""
+def _test_pipeline(size: Tuple[int, int], zoo_pipeline: Sequence[dict] = ()) -> List[dict]:
+    """Load, resize to ``size`` (h, w; keep ratio, so an image of that size is unchanged), the zoo pipeline's own
+    ``Pad`` (to ``size`` where it pads to a fixed size: RTMDet; to a square: YOLOX), pack."""
+    pads = [dict(step, size=(size[1], size[0])) if step.get('size') else dict(step)
+            for step in zoo_pipeline if step.get('type') == 'Pad']
     return [
         dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(size[1], size[0]), keep_ratio=True),
+        dict(type='Resize', scale=(size[1], size[0]), keep_ratio=True), *pads,
         dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
     ]
 
@@ -101,7 +104,7 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
     if case.inner != 'ResNet':
         _set_inner(model, case.inner)
     cfg.model = Config(dict(model=model)).model
-    cfg.test_pipeline = _test_pipeline(size)
+    cfg.test_pipeline = _test_pipeline(size, cfg.test_dataloader.dataset.get('pipeline', ()))
     cfg.test_dataloader.dataset.pipeline = cfg.test_pipeline
     return cfg
 
