@@ -7,11 +7,13 @@
 Both detectors are built with random weights (``cbnet.testing.deploy_cases.randomize``: calibrated, with
 detections; same post-processing: the Dual config takes its single config's ``test_cfg``), exported with
 ``configs/deploy/detection_onnxruntime_static.py`` at the benchmark's input size and checked for agreement with
-PyTorch on the benchmark image. Timed: the model on the preprocessed, padded input (PyTorch: ``predict`` with
-post-processing; ONNX Runtime: the session, whose graph includes the post-processing up to the boxes in input
-coordinates), CPU time of ``--threads`` threads in both, variants alternating round by round,
-minimum over rounds. FLOPs (eval-mode tensor forward, cbnet.analysis) give the Dual/single ratio the latency ratios
-are set beside. Writes ``benchmarks/results/deploy.{json,md}``.
+PyTorch on the benchmark image, with the diagnosis of :mod:`cbnet.deploy.diagnosis` (the export logic run in
+PyTorch; PyTorch against itself under 1e-6 relative input noise). Timed: the model on the preprocessed input
+(PyTorch: the batch padded to 32, ``predict`` with post-processing; ONNX Runtime: the session on the image
+unpadded, whose graph pads it and includes the post-processing up to the boxes in input coordinates), CPU time of
+``--threads`` threads in both, variants alternating round by round, minimum over rounds. FLOPs (eval-mode tensor
+forward, cbnet.analysis) give the Dual/single ratio the latency ratios are set beside. Writes
+``benchmarks/results/deploy.{json,md}``.
 """
 import argparse
 import json
@@ -60,6 +62,8 @@ def _prepare(name: str, cfg, img: str, work_dir: str, threads: int) -> Dict[str,
     from mmdet.registry import MODELS
 
     from cbnet.deploy import check_parity, export
+    from cbnet.deploy.diagnosis import diagnose
+    from cbnet.deploy.pipeline import deployed_configs
     from cbnet.testing.deploy_cases import randomize
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -69,6 +73,7 @@ def _prepare(name: str, cfg, img: str, work_dir: str, threads: int) -> Dict[str,
     out = osp.join(work_dir, name)
     result = export(DEPLOY_CFG, cfg, ckpt, img, out, device='cpu')
     agreement = check_parity(DEPLOY_CFG, cfg, ckpt, result.backend_files, [img])[0]
+    diagnosis = diagnose(DEPLOY_CFG, cfg, ckpt, [img])[0]  # the export logic in PyTorch; PyTorch's own noise floor
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -78,13 +83,18 @@ def _prepare(name: str, cfg, img: str, work_dir: str, threads: int) -> Dict[str,
     processor = build_task_processor(cfg, deploy_cfg, 'cpu')
     torch_model = processor.build_pytorch_model(ckpt)
     data = processor.create_input(img, None, data_preprocessor=torch_model.data_preprocessor)[0]
+    # the graph's input: the image unpadded (the graph pads it itself, cbnet.deploy.padding)
+    deployed = build_task_processor(*reversed(deployed_configs(DEPLOY_CFG, cfg)), 'cpu')
+    graph_input = deployed.create_input(
+        img, None, data_preprocessor=MODELS.build(deployed.model_cfg.model.data_preprocessor))[0]['inputs']
     flops = count_flops(torch_model, data)
     return dict(
         model=torch_model,
         data=data,
         session=session,
-        input=data['inputs'].numpy(),
+        input=graph_input.numpy(),
         agreement=agreement.as_dict(),
+        diagnosis=diagnosis.as_dict(),
         flops=flops['total'],
         params=sum(p.numel() for p in torch_model.parameters()),
         input_shape=list(data['inputs'].shape[-2:]))
@@ -137,7 +147,8 @@ def measure(shape, rounds: int, threads: int, log=print) -> Dict[str, Any]:
                 params=p['params'],
                 gflops=p['flops'] / 1e9,
                 input_shape=p['input_shape'],
-                parity=p['agreement'])
+                parity=p['agreement'],
+                diagnosis=p['diagnosis'])
             for name, p in prepared.items()
         },
         ratios=dict(
@@ -159,15 +170,24 @@ def markdown(result: Dict[str, Any]) -> str:
         f"(torch and ONNX Runtime intra-op threads), minimum over {r['rounds']} alternating rounds. "
         "PyTorch: `predict` with "
         'post-processing; ONNX Runtime: the `detection_onnxruntime_static.py` graph (post-processing included up to '
-        'boxes in input coordinates).', '', '| model | params (M) | GFLOPs | PyTorch (s) | ONNX Runtime (s) | '
-        'PyTorch / ONNX Runtime | parity (detections, max box / score diff) |', '|---|---|---|---|---|---|---|'
+        'boxes in input coordinates). Agreement with mmdet (detections, max box diff as a fraction of the image size '
+        '/ max score diff) of ONNX Runtime, of the export logic run in PyTorch, and of PyTorch itself with its input '
+        'times (1 + 1e-6 N(0,1)) (`cbnet.deploy.diagnosis`).', '',
+        '| model | params (M) | GFLOPs | PyTorch (s) | ONNX Runtime (s) | PyTorch / ONNX Runtime | ONNX Runtime vs '
+        'PyTorch | export logic in PyTorch | PyTorch, 1e-6 input noise |', '|---|---|---|---|---|---|---|---|---|'
     ]
+
+    def agreement(a) -> str:
+        if a is None:
+            return 'not run'
+        return (f"{a['num_backend']}/{a['num_torch']}, {a['max_box_diff']:.1e} / {a['max_score_diff']:.1e}"
+                f"{'' if a['ok'] else ' DISAGREE'}")
+
     for name, m in r['models'].items():
-        p = m['parity']
+        d = m['diagnosis']
         lines.append(f"| {name} | {m['params'] / 1e6:.2f} | {m['gflops']:.1f} | {r['min_s'][name + ' PyTorch']:.2f} | "
                      f"{r['min_s'][name + ' ONNX Runtime']:.2f} | {r['speedup'][name]:.2f}x | "
-                     f"{p['num_backend']}/{p['num_torch']}, {p['max_box_diff']:.1e} / {p['max_score_diff']:.1e}"
-                     f"{'' if p['ok'] else ' DISAGREE'} |")
+                     f"{agreement(m['parity'])} | {agreement(d['logic'])} | {agreement(d['noise'])} |")
     ratios = r['ratios']
     lines += [
         '', f"Dual / single: PyTorch {ratios['pytorch']:.2f}x, ONNX Runtime {ratios['onnxruntime']:.2f}x, "

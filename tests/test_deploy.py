@@ -180,6 +180,11 @@ def test_deploy_tool_writes_mmdeploy_files_and_reports_agreement(images, tmp_pat
     assert deployed.model.data_preprocessor.pad_size_divisor == 1 and deployed.model.type == cfg.model.type
     with open(osp.join(work_dir, 'parity.json')) as f:
         assert json.load(f)['ok'] is True
+    assert tool.main(argv + ['--score-tol', '0']) == 1  # a disagreement is diagnosed
+    out = capsys.readouterr().out
+    assert 'why they disagree:' in out and 'export logic in PyTorch vs mmdet' in out
+    with open(osp.join(work_dir, 'parity.json')) as f:
+        assert len(json.load(f)['diagnoses']) == len(images)
     cfg.model.test_cfg.rcnn.nms = dict(type='soft_nms', iou_threshold=0.5)
     cfg.dump(cfg_path)
     assert tool.main(argv) == 2

@@ -64,8 +64,9 @@ def pad_to_divisor(inputs: Tensor, padding: Optional[dict]) -> Tensor:
         return inputs
     height, width = inputs.shape[-2:]
     divisor = padding['size_divisor']
-    return F.pad(inputs, (0, padded_size(width, divisor) - width, 0, padded_size(height, divisor) - height),
-                 value=padding['value'])
+    return F.pad(
+        inputs, (0, padded_size(width, divisor) - width, 0, padded_size(height, divisor) - height),
+        value=padding['value'])
 
 
 def detector__extract_feat__padded(self, batch_inputs: Tensor):

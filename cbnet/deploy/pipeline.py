@@ -15,6 +15,7 @@ import torch
 from mmengine.config import Config
 
 from .compat import deploy_patches
+from .diagnosis import Diagnosis, diagnose
 from .padding import with_padding_in_graph
 from .parity import Agreement, ParityError, Tolerance, compare_instances
 from .support import check_deployable, export_error
@@ -33,6 +34,8 @@ class DeployResult:
     backend_files: List[str]
     fixes: List[str]
     agreements: List[Agreement] = field(default_factory=list)
+    #: why the disagreeing images disagree (:mod:`.diagnosis`)
+    diagnoses: List[Diagnosis] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -45,6 +48,7 @@ class DeployResult:
             backend_files=self.backend_files,
             fixes=self.fixes,
             agreements=[a.as_dict() for a in self.agreements],
+            diagnoses=[d.as_dict() for d in self.diagnoses],
             ok=self.ok)
 
 
@@ -203,14 +207,19 @@ def deploy(deploy_cfg: ConfigLike,
            dump_info: bool = False,
            tolerance: Tolerance = Tolerance(),
            strict: bool = True) -> DeployResult:
-    """Export, build the backend model, and compare it with PyTorch on ``test_imgs`` (default: ``img``);
-    with ``strict``, raise :class:`ParityError` (with the numbers) when they disagree."""
+    """Export, build the backend model, and compare it with PyTorch on ``test_imgs`` (default: ``img``); the
+    images that disagree are diagnosed (:func:`.diagnosis.diagnose`). With ``strict``, raise
+    :class:`ParityError` (with the numbers) when they disagree."""
     if dump_info:
         dump_sdk_info(deploy_cfg, model_cfg, checkpoint, work_dir, device)
     result = export(deploy_cfg, model_cfg, checkpoint, img, work_dir, device)
-    result.agreements = check_parity(deploy_cfg, model_cfg, checkpoint, result.backend_files, test_imgs or [img],
-                                     device, tolerance)
+    imgs = list(test_imgs or [img])
+    result.agreements = check_parity(deploy_cfg, model_cfg, checkpoint, result.backend_files, imgs, device, tolerance)
+    disagreeing = [im for im, a in zip(imgs, result.agreements) if not a.ok]
+    if disagreeing:
+        result.diagnoses = diagnose(deploy_cfg, model_cfg, checkpoint, disagreeing, device, tolerance)
     if strict and not result.ok:
         raise ParityError('the deployed model disagrees with PyTorch:\n' +
-                          '\n'.join(a.line() for a in result.agreements if not a.ok))
+                          '\n'.join([a.line() for a in result.agreements if not a.ok] +
+                                    [line for d in result.diagnoses for line in d.lines()]))
     return result

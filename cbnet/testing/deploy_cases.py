@@ -80,8 +80,10 @@ def _set_inner(model: dict, inner: str) -> None:
 def _test_pipeline(size: Tuple[int, int], zoo_pipeline: Sequence[dict] = ()) -> List[dict]:
     """Load, resize to ``size`` (h, w; keep ratio, so an image of that size is unchanged), the zoo pipeline's own
     ``Pad`` (to ``size`` where it pads to a fixed size: RTMDet; to a square: YOLOX), pack."""
-    pads = [dict(step, size=(size[1], size[0])) if step.get('size') else dict(step)
-            for step in zoo_pipeline if step.get('type') == 'Pad']
+    pads = [
+        dict(step, size=(size[1], size[0])) if step.get('size') else dict(step) for step in zoo_pipeline
+        if step.get('type') == 'Pad'
+    ]
     return [
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=(size[1], size[0]), keep_ratio=True), *pads,

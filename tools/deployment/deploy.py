@@ -5,7 +5,10 @@
 
 MMDeploy's ``tools/deploy.py`` arguments. Writes ``WORK_DIR/end2end.onnx`` (and the backend's files, e.g.
 ``end2end.engine`` for TensorRT), runs the backend model and PyTorch on ``--test-img`` (default IMG), prints
-their agreement (detections, boxes, scores, labels, masks) and exits with status 1 when they disagree.
+their agreement (detections, boxes, scores, labels, masks) and exits with status 1 when they disagree, saying
+why: whether the exported logic run in PyTorch agrees with mmdet, and whether PyTorch disagrees with itself as
+much when its input moves by float32 rounding (near-ties). ``WORK_DIR/parity.json`` keeps it all;
+``WORK_DIR/deployed_model_cfg.py`` is the model config to run the backend model with in MMDeploy's tools.
 """
 import argparse
 import json
@@ -59,6 +62,11 @@ def main(argv=None) -> int:
     print('files: ' + ', '.join([result.ir_file] + [f for f in result.backend_files if f != result.ir_file]))
     for agreement in result.agreements:
         print(agreement.line())
+    if result.diagnoses:
+        print('why they disagree:')
+        for diagnosis in result.diagnoses:
+            print(diagnosis.image)
+            print('\n'.join(diagnosis.lines()))
     with open(osp.join(args.work_dir, 'parity.json'), 'w') as f:
         json.dump(result.as_dict(), f, indent=2)
     if not result.ok:
