@@ -64,3 +64,19 @@ def test_graph_features_of_the_unpadded_image_are_mmdets_of_the_padded_one():
             got = model.extract_feat(image)
     assert [f.shape for f in got] == [f.shape for f in expected] and expected[0].shape[-2:] == (40, 40)
     assert all(torch.equal(g, e) for g, e in zip(got, expected))
+
+
+def test_sdk_pipeline_leaves_the_padding_to_the_graph(tmp_path):
+    """``--dump-info``: the MMDeploy SDK's preprocessing pads to 1, as the deployed graph expects."""
+    import json
+    import os.path as osp
+
+    from cbnet.deploy.pipeline import dump_sdk_info
+    from cbnet.testing.deploy_cases import write_case
+    cfg, ckpt = write_case(DeployCase('FasterRCNN'), str(tmp_path), size=(160, 160))
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    dump_sdk_info(
+        osp.join(root, 'configs', 'deploy', 'detection_onnxruntime_dynamic.py'), cfg, ckpt, str(tmp_path), 'cpu')
+    with open(tmp_path / 'pipeline.json') as f:
+        transforms = json.load(f)['pipeline']['tasks'][0]['transforms']
+    assert [t.get('size_divisor') for t in transforms if t['type'] == 'Pad'] == [1]
