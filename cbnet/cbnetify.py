@@ -88,10 +88,11 @@ def cbnetify_delta(cfg: Config,
     if optim_wrapper:
         delta['optim_wrapper'] = optim_wrapper
     if cfg.get('load_from'):
-        warnings.warn(f'cbnetify: load_from={cfg.load_from!r} is a single-backbone checkpoint: its backbone keys '
-                      'do not match the composite model (they are skipped). Initialise the backbone from its '
-                      'ImageNet init_cfg instead, or convert an official CBNetV2 checkpoint with '
-                      'tools/model_converters/cbnetv2_to_cbnet.py.')
+        warnings.warn(f'cbnetify: load_from={cfg.load_from!r} is a single-backbone checkpoint. cbnet\'s tools/train.py '
+                      'and tools/test.py expand it in memory (its backbone into every branch, the connections at '
+                      'zero); other launchers (mmdet\'s tools, a Runner of your own) would skip its backbone keys: '
+                      'convert it once with tools/model_converters/single_to_cb.py and point load_from at the result '
+                      '(an official CBNetV2 checkpoint: tools/model_converters/cbnetv2_to_cbnet.py).')
     return delta
 
 

@@ -425,3 +425,11 @@ def test_del_stages_left_to_the_composite_where_the_adapter_decides_per_model():
                 pretrained=False,
                 out_indices=(1, 3))))
     assert (cnn.del_stages, vit.del_stages) == (1, 0)
+
+
+def test_a_single_backbone_load_from_is_pointed_at_its_expansion():
+    """cbnet's tools expand a plain ``load_from`` in memory; other launchers need the converted file."""
+    cfg = mmdet_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg.load_from = 'faster_rcnn_r50.pth'
+    with pytest.warns(UserWarning, match=r"expand it in memory .* tools/model_converters/single_to_cb.py"):
+        cbnetify_delta(cfg)
