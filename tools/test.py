@@ -9,17 +9,13 @@ from copy import deepcopy
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
-from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine import ConfigDict
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 # reliability (cbnet/engine): checkpoint checks (official CBNetV2 keys, no backbone weights), registry hints
-from cbnet.engine.tools_support import (add_tool_arguments, configure_cpu_threads, load_config, preflight_build,
-                                        prepare_config, tool_errors)
-from cbnet.utils import setup_cpu_distributed
+from cbnet.engine.tools_support import add_tool_arguments, configure_cpu_threads, load_config, tool_runner
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -113,24 +109,9 @@ def main():
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
-    # no GPU but a launcher: gloo process group, DDP without device ids
-    setup_cpu_distributed(cfg)
-
-    # cbnet reliability hooks (CheckpointCompatibilityHook)
-    prepare_config(cfg, training=False)
-
-    # cbnet's own errors (and unknown types, unreachable pretrained weights) as one message; --debug: traceback
-    with tool_errors(cfg, args.debug):
-        preflight_build(cfg)  # configuration errors before the Runner's config dump
-        # build the runner from config
-        if 'runner_type' not in cfg:
-            # build the default runner
-            runner = Runner.from_cfg(cfg)
-        else:
-            # build customized runner from the registry
-            # if 'runner_type' is set in the cfg
-            runner = RUNNERS.build(cfg)
-
+    # no GPU but a launcher: gloo process group; cbnet's reliability hooks (CheckpointCompatibilityHook);
+    # configuration errors before the Runner's config dump; cbnet's own errors as one message (--debug: traceback)
+    with tool_runner(cfg, args.debug, training=False) as runner:
         # add `DumpResults` dummy metric
         if args.out is not None:
             assert args.out.endswith(('.pkl', '.pickle')), \

@@ -7,14 +7,12 @@ import os
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import cbnet  # noqa: F401  (registers cbnet modules; allowlists mmengine checkpoint globals)
 # reliability (cbnet/engine): NaN/inf loss guard, checkpoint checks, atomic checkpoints, safe auto-resume
-from cbnet.engine.tools_support import (add_tool_arguments, configure_cpu_threads, load_config, preflight_build,
-                                        prepare_config, resolve_auto_resume, tool_errors)
-from cbnet.utils import check_amp_supported, setup_cpu_distributed
+from cbnet.engine.tools_support import (add_tool_arguments, configure_cpu_threads, load_config, resolve_auto_resume,
+                                        tool_runner)
+from cbnet.utils import check_amp_supported
 
 
 def parse_args():
@@ -92,25 +90,10 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # no GPU but a launcher: gloo process group, DDP without device ids
-    setup_cpu_distributed(cfg)
-
-    # cbnet reliability hooks (NonFiniteLossHook, CheckpointCompatibilityHook, AtomicCheckpointHook)
-    prepare_config(cfg, training=True)
-
-    # cbnet's own errors (and unknown types, unreachable pretrained weights) as one message; --debug: traceback
-    with tool_errors(cfg, args.debug):
-        preflight_build(cfg)  # configuration errors before the Runner's config dump
-        # build the runner from config
-        if 'runner_type' not in cfg:
-            # build the default runner
-            runner = Runner.from_cfg(cfg)
-        else:
-            # build customized runner from the registry
-            # if 'runner_type' is set in the cfg
-            runner = RUNNERS.build(cfg)
-
-        # start training
+    # no GPU but a launcher: gloo process group; cbnet's reliability hooks (NonFiniteLossHook,
+    # CheckpointCompatibilityHook, AtomicCheckpointHook); configuration errors before the Runner's config dump;
+    # cbnet's own errors as one message (--debug: the traceback)
+    with tool_runner(cfg, args.debug, training=True) as runner:
         runner.train()
 
 

@@ -173,3 +173,19 @@ def preflight_build(cfg: Config) -> None:
     model = MODELS.build(cfg.model)
     del model
     gc.collect()
+
+
+@contextlib.contextmanager
+def tool_runner(cfg: Config, debug: bool, training: bool) -> Iterator:
+    """The Runner of cbnet's ``tools/train.py`` and ``tools/test.py``, used inside the block: a launcher without
+    GPUs on gloo, cbnet's reliability hooks, configuration errors before the Runner logs the config, and cbnet's
+    own errors as one message (``debug``: the traceback) while the block runs."""
+    from mmdet.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from ..utils import setup_cpu_distributed
+    setup_cpu_distributed(cfg)
+    prepare_config(cfg, training=training)
+    with tool_errors(cfg, debug):
+        preflight_build(cfg)
+        yield Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
