@@ -188,6 +188,8 @@ def test_deploy_tool_writes_mmdeploy_files_and_reports_agreement(images, tmp_pat
     cfg.model.test_cfg.rcnn.nms = dict(type='soft_nms', iou_threshold=0.5)
     cfg.dump(cfg_path)
     assert tool.main(argv) == 2
+    assert 'model.test_cfg.rcnn.nms.type=nms' in capsys.readouterr().err
+    assert tool.main(argv + ['--cfg-options', 'model.test_cfg.rcnn.nms.type=nms']) == 0  # what the refusal says
 
 
 @pytest.mark.slow

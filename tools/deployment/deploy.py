@@ -16,10 +16,12 @@ import os
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 if __package__ in (None, ''):  # run as a script from a checkout: import this checkout's cbnet
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from cbnet.deploy import ParityError, Tolerance, deploy  # noqa: E402
+from cbnet.deploy import ParityError, Tolerance, deploy, load_configs  # noqa: E402
 from cbnet.deploy.support import NotDeployableError  # noqa: E402
 
 
@@ -37,16 +39,25 @@ def parse_args(argv=None):
     parser.add_argument('--box-tol', type=float, default=Tolerance.box, help='box tolerance, fraction of image size')
     parser.add_argument('--score-tol', type=float, default=Tolerance.score)
     parser.add_argument('--mask-iou', type=float, default=Tolerance.mask_iou, help='smallest mask IoU')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the model config, as in tools/train.py (e.g. model.test_cfg.rcnn.nms.type=nms)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     tolerance = Tolerance(box=args.box_tol, score=args.score_tol, mask_iou=args.mask_iou)
+    model_cfg = args.model_cfg
+    if args.cfg_options:
+        model_cfg = load_configs(args.deploy_cfg, args.model_cfg)[1]
+        model_cfg.merge_from_dict(args.cfg_options)
     try:
         result = deploy(
             args.deploy_cfg,
-            args.model_cfg,
+            model_cfg,
             args.checkpoint,
             args.img,
             args.work_dir,
