@@ -288,3 +288,24 @@ def test_solov2_backend_model_is_selected_for_onnxruntime_only():
     assert 'model_type' not in ort.codebase_config  # a copy
     assert with_mmdet_mask_postprocessing(trt, solo)[0] is trt
     assert with_mmdet_mask_postprocessing(ort, model_config(DeployCase('MaskRCNN')))[0] is ort
+
+
+def test_mmdeploy_solov2_rewriter_still_differs_from_mmdet():
+    """Why cbnet's rewriter exists (cause 1 in :mod:`cbnet.deploy.solov2`): MMDeploy's own keeps each grid cell's
+    best class only. When a newer MMDeploy computes mmdet's detections, this fails: drop cbnet's rewriter."""
+    from mmdeploy.core import RewriterContext
+    head = _tiny_solov2_head({})
+    outputs = _solov2_outputs(head)
+    metas = [dict(img_shape=(44, 60), ori_shape=(44, 60))]
+    deploy_cfg = Config(
+        dict(
+            backend_config=dict(type='onnxruntime'),
+            codebase_config=dict(type='mmdet', task='InstanceSegmentation', post_processing=dict())))
+    with torch.no_grad():
+        expected = head.predict_by_feat(*copy.deepcopy(outputs), batch_img_metas=metas)[0]
+        with RewriterContext(cfg=deploy_cfg, backend='default'):
+            dets, labels, _ = head.predict_by_feat(*copy.deepcopy(outputs), batch_img_metas=metas)
+    kept = dets[0, :, 4] > 0
+    order = expected.scores.argsort(descending=True)
+    assert len(expected) == int(kept.sum()) == 20
+    assert labels[0, kept].tolist() != expected.labels[order].tolist()
