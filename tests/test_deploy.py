@@ -224,14 +224,14 @@ SOLOV2_TEST_CFGS = {
 
 
 def test_solov2_rewriter_post_processes_as_mmdet():
-    """cbnet's ONNX Runtime SOLOv2 rewriter, run in PyTorch, gives mmdet's scores, labels and masks (thresholded
-    probabilities at the image size, here the original size) and MMDeploy's full image boxes under each test_cfg
-    above; the zero-score rows it adds are those the backend model drops. (One rewriter context: entering one takes
+    """cbnet's ONNX Runtime SOLOv2 rewriter, run in PyTorch, gives mmdet's scores, labels and (with the backend
+    model's :func:`mmdet_masks`) masks, and MMDeploy's full image boxes, under each test_cfg above; the zero-score
+    rows it adds are those the backend model drops. (One rewriter context: entering one takes
     2.5 s.)"""
     from mmdeploy.core import RewriterContext
 
-    from cbnet.deploy.solov2 import solov2_head__predict_by_feat__as_mmdet
-    metas = [dict(img_shape=(44, 60), ori_shape=(44, 60))]  # 48x64 padded
+    from cbnet.deploy.solov2 import mmdet_masks, solov2_head__predict_by_feat__as_mmdet
+    metas = [dict(img_shape=(44, 60), ori_shape=(55, 75))]  # 48x64 padded, resized from 55x75
     heads = {name: _tiny_solov2_head(test_cfg) for name, test_cfg in SOLOV2_TEST_CFGS.items()}
     outputs = _solov2_outputs(heads['zoo'])
     with torch.no_grad():  # mmdet's, before the context patches it
@@ -247,11 +247,12 @@ def test_solov2_rewriter_post_processes_as_mmdet():
                 head, *copy.deepcopy(outputs), batch_img_metas=metas)
             kept = dets[0, :, 4] > 0
             order = expected.scores.argsort(descending=True)
-            assert probabilities.shape[-2:] == (44,
-                                                60) and dets[0, :, :4].tolist() == [[0, 0, 60, 44]] * len(dets[0]), name
+            masks = mmdet_masks(probabilities[0, kept], metas[0]['img_shape'], metas[0]['ori_shape'], head.mask_stride,
+                                head.test_cfg.mask_thr)
+            assert dets[0, :, :4].tolist() == [[0, 0, 60, 44]] * len(dets[0]), name
             torch.testing.assert_close(dets[0, kept, 4], expected.scores[order], msg=name)
             assert labels[0, kept].tolist() == expected.labels[order].tolist(), name
-            assert torch.equal(probabilities[0, kept] > head.test_cfg.mask_thr, expected.masks[order]), name
+            assert torch.equal(masks, expected.masks[order]), name
 
 
 def test_solov2_inputs_exercise_the_filters():

@@ -18,15 +18,16 @@ causes, each alone (the other two fixed), on the three parity images:
 
 MMDeploy's matrix NMS rewriter decays the scores as mmdet's ``mask_matrix_nms`` does; it zeroes those below
 ``filter_thr`` instead of dropping them (its backend model drops zero scores), keeps nothing when
-``max_per_img`` is -1 and fails in ONNX Runtime on an image without candidates; it is reused with the last two
-handled.
+``max_per_img`` is -1, and its ``reshape(n, -1)`` fails in ONNX Runtime when mmdet's candidates are none (an
+image with no score above ``score_thr``); it is reused with the last two handled. With the fixes: scores within
+2.2e-6, the same labels, masks at most 1 pixel apart.
 
-Fixes: the ONNX Runtime rewriter below (the graph outputs mmdet's detections and their mask probabilities at the
-resized image's size, with MMDeploy's full image boxes) and :class:`SOLOv2End2EndModel`, the backend model that
-resizes the masks to the original image and thresholds them as mmdet does (the original size is not in the
-graph) and zeroes the boxes; :func:`with_mmdet_mask_postprocessing` selects it in the deploy config. MMDeploy's
-own backend model (its ``tools/test.py``) still gives full image boxes, and masks pasted by ``grid_sample`` at
-0.5 (measured on cbnet's graph: IoU >= 0.9997). TensorRT keeps MMDeploy's rewriter.
+Fixes: the ONNX Runtime rewriter below (the graph outputs mmdet's detections, their mask probabilities at feature
+resolution as MMDeploy's graph does, and MMDeploy's full image boxes) and :class:`SOLOv2End2EndModel`, the
+backend model that makes mmdet's masks of them in Python (upsampled, cropped, resized, thresholded: the original
+image size is not in the graph) and zeroes the boxes; :func:`with_mmdet_mask_postprocessing` selects it in the
+deploy config. MMDeploy's own backend model (its ``tools/test.py``) still returns full image boxes and stretches
+the padded masks. TensorRT keeps MMDeploy's rewriter.
 """
 import copy
 from typing import Dict, List, Tuple
@@ -84,18 +85,6 @@ def dynamic_conv(self, mask_feats: Tensor, kernels: Tensor) -> Tensor:
     return (kernels @ features.flatten(1)).reshape(-1, *features.shape[1:])
 
 
-def image_masks(self, mask_preds: Tensor, img_shape) -> Tensor:
-    """Mask probabilities (1, N, h, w) at the resized image's size: upsampled by the mask stride and cropped at
-    ``img_shape`` as mmdet does (the resize to the original image happens in :class:`SOLOv2End2EndModel`)."""
-    height, width = mask_preds.shape[-2:]
-    upsampled = F.interpolate(
-        mask_preds[None],
-        size=(height * self.mask_stride, width * self.mask_stride),
-        mode='bilinear',
-        align_corners=False)
-    return upsampled[:, :, :img_shape[0], :img_shape[1]]
-
-
 def full_image_boxes(scores: Tensor, img_shape) -> Tensor:
     """(N, 4) boxes (0, 0, w, h): MMDeploy's SOLO boxes, into which its own backend model pastes the masks (so
     that MMDeploy's tools still get the masks; :class:`SOLOv2End2EndModel` returns mmdet's zero boxes)."""
@@ -110,7 +99,8 @@ def solov2_head__predict_by_feat__as_mmdet(self, mlvl_kernel_preds: List[Tensor]
     """SOLOv2's masks as mmdet's ``SOLOV2Head.predict_by_feat`` makes them (fix 1 and the graph's part of 2 and
     3): local maxima of the class scores, every (cell, class) pair above ``score_thr``, its dynamic-kernel mask,
     masks no larger than their level's stride dropped, scores times maskness, matrix NMS; (1, N, 5) dets with
-    the image as box, (1, N) labels, (1, N, h, w) mask probabilities cropped at ``img_shape``."""
+    the image as box, (1, N) labels, (1, N, h, w) mask probabilities at feature resolution (the rest of mmdet's
+    mask post-processing is :func:`mmdet_masks`, in the backend model; ``export_postprocess_mask`` is not read)."""
     cfg = self.test_cfg
     scores, kernels, strides = [], [], []
     for level, (kernel_pred, cls_score) in enumerate(zip(mlvl_kernel_preds, mlvl_cls_scores)):
@@ -132,16 +122,34 @@ def solov2_head__predict_by_feat__as_mmdet(self, mlvl_kernel_preds: List[Tensor]
     scores = scores * ((mask_preds * masks).sum((1, 2)) / areas)  # maskness
     scores, labels, keep_inds = matrix_nms(masks, labels, scores, areas, cfg)
     mask_preds = torch.cat([mask_preds, mask_preds.new_zeros((1, *mask_preds.shape[1:]))])[keep_inds]
-    mask_probabilities = image_masks(self, mask_preds, batch_img_metas[0]['img_shape'])
     dets = torch.cat([full_image_boxes(scores, batch_img_metas[0]['img_shape']), scores[:, None]], dim=-1)[None]
-    return dets, labels[None], mask_probabilities
+    return dets, labels[None], mask_preds[None]
+
+
+def mmdet_masks(probabilities: Tensor,
+                img_shape,
+                ori_shape,
+                mask_stride: int,
+                mask_thr: float,
+                rescale: bool = True) -> Tensor:
+    """mmdet's SOLOv2 masks from (N, h, w) mask probabilities at feature resolution: upsampled by the mask stride,
+    cropped at ``img_shape`` (the padding off), resized to ``ori_shape`` (with ``rescale``), thresholded."""
+    size = ori_shape[:2] if rescale else img_shape[:2]
+    if probabilities.shape[0] == 0:
+        return probabilities.new_zeros((0, *size), dtype=torch.bool)
+    height, width = probabilities.shape[-2:]
+    masks = F.interpolate(
+        probabilities[None], size=(height * mask_stride, width * mask_stride), mode='bilinear',
+        align_corners=False)[:, :, :img_shape[0], :img_shape[1]]
+    if rescale:
+        masks = F.interpolate(masks, size=size, mode='bilinear', align_corners=False)
+    return masks[0] > mask_thr
 
 
 class SOLOv2End2EndModel(object_detection_model.End2EndModel):
-    """MMDeploy's backend detector with SOLOv2's masks as mmdet makes them (fix 3, the Python part): the graph's
-    mask probabilities at the resized image's size, resized bilinearly to the original image (which the graph
-    does not know) and thresholded at ``test_cfg.mask_thr``; zero boxes, as mmdet's (fix 2). Scores and labels are
-    MMDeploy's."""
+    """MMDeploy's backend detector with SOLOv2's masks and boxes as mmdet makes them (fixes 2 and 3): the graph's
+    mask probabilities through :func:`mmdet_masks` (the original image size is not in the graph), zero boxes.
+    Scores and labels are MMDeploy's."""
 
     def postprocessing_results(self,
                                batch_dets: Tensor,
@@ -151,15 +159,22 @@ class SOLOv2End2EndModel(object_detection_model.End2EndModel):
                                rescale: bool = True):
         super().postprocessing_results(batch_dets, batch_labels, None, data_samples, rescale)
         mask_thr = self.model_cfg.model.test_cfg.mask_thr
+        mask_stride = _mask_stride(self.model_cfg.model.mask_head)
         for dets, masks, sample in zip(batch_dets, batch_masks, data_samples):
             boxes = sample.pred_instances.bboxes
             sample.pred_instances.bboxes = boxes.new_zeros(boxes.shape)  # mmdet's SOLOv2 boxes
             masks = masks[dets[:, 4] > 0]  # the detections MMDeploy keeps (positive scores)
-            if rescale and masks.shape[0]:
-                masks = F.interpolate(masks[None], size=sample.ori_shape[:2], mode='bilinear', align_corners=False)[0]
-            elif rescale:
-                masks = masks.new_zeros((0, *sample.ori_shape[:2]))
-            sample.pred_instances.masks = (masks > mask_thr).to(self.device)
+            sample.pred_instances.masks = mmdet_masks(masks, sample.img_shape, sample.ori_shape, mask_stride, mask_thr,
+                                                      rescale).to(self.device)
+
+
+def _mask_stride(mask_head: dict) -> int:
+    """``SOLOV2Head.mask_stride`` from its config (``MaskFeatModule``'s default where unset)."""
+    import inspect
+
+    from mmdet.models.dense_heads.solov2_head import MaskFeatModule
+    default = inspect.signature(MaskFeatModule).parameters['mask_stride'].default
+    return mask_head.get('mask_feature_head', {}).get('mask_stride', default)
 
 
 getattr(object_detection_model, '__BACKEND_MODEL').register_module(SOLOV2_BACKEND_MODEL, module=SOLOv2End2EndModel)
