@@ -7,7 +7,7 @@ the composition, the lead, the neck and heads) and nothing else.
 Importing this package needs ``mmdeploy`` (``requirements/deploy.txt``); ``import cbnet`` does not import it.
 The torch-compatibility fixes MMDeploy 1.3.1 needs are applied only while exporting (:mod:`.compat`).
 """
-from . import padding, rewriters  # noqa: F401  (register the ONNX Runtime rewriters with MMDeploy)
+from . import padding, rewriters, solov2  # noqa: F401  (register the ONNX Runtime rewriters with MMDeploy)
 from .compat import FIXES, deploy_patches, needed_fixes
 from .parity import Agreement, ParityError, Tolerance, compare_instances
 from .pipeline import DeployResult, check_parity, deploy, export, load_configs

@@ -18,6 +18,7 @@ from .compat import deploy_patches
 from .diagnosis import Diagnosis, diagnose
 from .padding import with_padding_in_graph
 from .parity import Agreement, ParityError, Tolerance, compare_instances
+from .solov2 import with_mmdet_mask_postprocessing
 from .support import check_deployable, export_error
 
 ConfigLike = Union[str, Config]
@@ -65,8 +66,12 @@ def load_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
 
 def deployed_configs(deploy_cfg: ConfigLike, model_cfg: ConfigLike):
     """The configs the deployed model is exported and run with: :func:`load_configs`, with the padding moved
-    into the graph for ONNX Runtime (:mod:`.padding`)."""
-    return with_padding_in_graph(*load_configs(deploy_cfg, model_cfg))
+    into the graph for ONNX Runtime (:mod:`.padding`) and SOLOv2's backend model (:mod:`.solov2`)."""
+    return _deployed(*load_configs(deploy_cfg, model_cfg))
+
+
+def _deployed(deploy_cfg: Config, model_cfg: Config):
+    return with_mmdet_mask_postprocessing(*with_padding_in_graph(deploy_cfg, model_cfg))
 
 
 def export(deploy_cfg: ConfigLike,
@@ -164,7 +169,7 @@ def predictions(deploy_cfg: ConfigLike,
     deploy_cfg, model_cfg = load_configs(deploy_cfg, model_cfg)
     torch_processor = build_task_processor(model_cfg, deploy_cfg, device)
     torch_model = torch_processor.build_pytorch_model(checkpoint)
-    backend_processor = build_task_processor(*reversed(with_padding_in_graph(deploy_cfg, model_cfg)), device)
+    backend_processor = build_task_processor(*reversed(_deployed(deploy_cfg, model_cfg)), device)
     try:
         backend_model = backend_processor.build_backend_model(
             list(backend_files), backend_processor.update_data_preprocessor)

@@ -28,6 +28,8 @@ DEPLOY_DETECTORS: Dict[str, Tuple[str, ...]] = {
 }
 #: detectors whose deployed outputs include masks (instance-seg deploy configs)
 WITH_MASKS = {'MaskRCNN', 'CascadeMaskRCNN', 'Mask2Former', 'SOLOv2'}
+#: detectors deployed at their zoo config's test thresholds (the tiny ones, 0, make every SOLOv2 mask the whole image)
+ZOO_THRESHOLDS = {'SOLOv2': ('score_thr', 'mask_thr', 'filter_thr')}
 #: zoo configs chosen over the first one :func:`zoo_config_for` finds
 ZOO_OVERRIDES = {'CascadeMaskRCNN': 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'}
 
@@ -98,7 +100,10 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
     from .zoo import tiny_zoo_detector
     from .zoo_sweep import few_detections
     cfg = mmdet_config(zoo_config(case.detector))
+    zoo_test_cfg = copy.deepcopy(cfg.model.get('test_cfg'))
     model = tiny_zoo_detector(cfg.model)
+    for key in ZOO_THRESHOLDS.get(case.detector, ()):
+        model['test_cfg'][key] = zoo_test_cfg[key]
     few_detections(model, proposals=50, detections=20)
     cfg.model = Config(dict(model=model)).model
     cfg = cbnetify(cfg, num_backbones=case.num_backbones)
