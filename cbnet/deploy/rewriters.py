@@ -135,13 +135,26 @@ def bbox_head__predict_by_feat__as_mmdet(self,
     return dets, labels[keep][None]
 
 
-def _base_post_processing(head) -> bool:
-    """Whether ``head`` post-processes with mmdet's ``BaseDenseHead`` code (RetinaNet, ATSS, FCOS, RTMDet, ...)."""
+def base_post_processing(cls: type) -> bool:
+    """Whether the dense head class post-processes with mmdet's ``BaseDenseHead`` code (RetinaNet, ATSS, FCOS,
+    RTMDet, ...) through ``BaseDenseHead.predict_by_feat`` or RTMDet's (the same with its own priors)."""
+    from mmdet.models.dense_heads import RTMDetHead
     from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
-    cls = type(head)
-    return all(
-        getattr(cls, name) is getattr(BaseDenseHead, name)
-        for name in ('_predict_by_feat_single', '_bbox_post_process'))
+    return (isinstance(cls, type) and issubclass(cls, BaseDenseHead)
+            and cls.predict_by_feat in (BaseDenseHead.predict_by_feat, RTMDetHead.predict_by_feat) and all(
+                getattr(cls, name) is getattr(BaseDenseHead, name)
+                for name in ('_predict_by_feat_single', '_bbox_post_process')))
+
+
+def heads_with_base_post_processing() -> List[str]:
+    """The ``predict_by_feat`` import paths of mmdet's registered dense heads that :func:`base_post_processing`
+    holds for. The rewriter below registers for each of them, not for ``BaseDenseHead.predict_by_feat``: heads
+    with their own post-processing (PAA, TOOD, LAD, ...) then keep MMDeploy's rewriter, called by MMDeploy itself
+    (its rewriters find their context only when MMDeploy calls them)."""
+    import mmdet.models  # noqa: F401  (fills the registry)
+    from mmdet.registry import MODELS
+    classes = {cls for cls in MODELS.module_dict.values() if base_post_processing(cls)}
+    return sorted(f'{cls.__module__}.{cls.__qualname__}.predict_by_feat' for cls in classes)
 
 
 def _flat(tensor: Tensor, width: int) -> Tensor:
@@ -155,9 +168,6 @@ def _activation(head, cls_score: Tensor) -> Tensor:
     return cls_score.sigmoid() if head.use_sigmoid_cls else cls_score.softmax(-1)[:, :-1]
 
 
-@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.rtmdet_head.RTMDetHead.predict_by_feat', backend=BACKEND)
-@FUNCTION_REWRITER.register_rewriter(
-    'mmdet.models.dense_heads.base_dense_head.BaseDenseHead.predict_by_feat', backend=BACKEND)
 def base_dense_head__predict_by_feat__as_mmdet(self,
                                                cls_scores: List[Tensor],
                                                bbox_preds: List[Tensor],
@@ -171,11 +181,7 @@ def base_dense_head__predict_by_feat__as_mmdet(self,
     ...): per level the best ``nms_pre`` (prior, class) pairs above ``score_thr`` (MMDeploy: the best priors by
     their top class, every class kept), scores times the score factors (centerness) of the kept pairs, NMS
     within each class (MMDeploy: at most ``max_output_boxes_per_class`` per class, a zero row appended),
-    ``max_per_img``. Heads with their own post-processing (GFL, PAA, TOOD, ...) keep MMDeploy's rewriter."""
-    if not _base_post_processing(self):
-        from mmdeploy.codebase.mmdet.models.dense_heads.base_dense_head import base_dense_head__predict_by_feat
-        return base_dense_head__predict_by_feat(self, cls_scores, bbox_preds, score_factors, batch_img_metas, cfg,
-                                                rescale, with_nms, **kwargs)
+    ``max_per_img``. Registered for the heads of :func:`heads_with_base_post_processing` only."""
     cfg = self.test_cfg if cfg is None else cfg
     img_shape = batch_img_metas[0]['img_shape']
     featmap_sizes = [score.shape[-2:] for score in cls_scores]
@@ -213,6 +219,10 @@ def base_dense_head__predict_by_feat__as_mmdet(self,
                                       cfg.get('max_per_img', _ALL))
     dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
     return dets, labels[keep][None]
+
+
+for _path in heads_with_base_post_processing():
+    FUNCTION_REWRITER.register_rewriter(_path, backend=BACKEND)(base_dense_head__predict_by_feat__as_mmdet)
 
 
 @FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolox_head.YOLOXHead.predict_by_feat', backend=BACKEND)
