@@ -122,3 +122,20 @@ def test_an_op_without_export_path_is_named_with_what_to_do(tmp_path):
     assert isinstance(error, ExportError)
     assert 'CBFasterRCNN: export failed on the op aten::linalg_svd' in str(error)
     assert 'rewriter' in str(error) and 'tools/test.py' in str(error)
+
+
+@pytest.mark.parametrize(
+    'message, stage, dcn_advice',
+    [('[ONNXRuntimeError] : 1 : FAIL : Load model failed:Fatal error: mmdeploy:MMCVDeformConv2d(-1) is not a '
+      'registered function/op', 'backend', True),
+     ("'int' object is not iterable (occurred when translating DeformConv2dFunction)", 'export', True),
+     ('error (occurred when translating ModulatedDeformConv2dFunction)', 'export', False)],
+    ids=['onnxruntime lacks DCN v1', 'DCN v1 symbolic', 'DCNv2 is not DCN v1'])
+def test_deformable_conv_v1_errors_say_to_use_dcnv2_or_tensorrt(message, stage, dcn_advice):
+    """MMDeploy's ONNX Runtime library registers MMCVModulatedDeformConv2d only (its TensorRT library both): the
+    errors of models with DCN v1 (Res2Net-DCN, TOOD, VFNet, RepPoints) say what to change."""
+    from cbnet.deploy.support import export_error
+    error = str(export_error('CBVFNet', RuntimeError(message), stage))
+    assert ("dcn=dict(type='DCNv2')" in error) == dcn_advice, error
+    if stage == 'backend':
+        assert 'the op mmdeploy:MMCVDeformConv2d' in error

@@ -15,7 +15,14 @@ class ExportError(RuntimeError):
     """MMDeploy failed to export (or the backend to load) a model: the message names the op or the module."""
 
 
-_OP = re.compile(r'(aten::\w+|onnx::\w+|mmdeploy::\w+|mmcv::\w+|\b[A-Z]\w+\(\d+\))')  # torch or ONNX Runtime's names
+_OP = re.compile(r'(aten::\w+|onnx::\w+|mmdeploy::?\w+|mmcv::\w+|\b[A-Z]\w+\(-?\d+\))')  # torch or ONNX Runtime's names
+#: what to do about ops MMDeploy's backend libraries lack (pattern of the error -> advice; checked against the ops
+#: its 1.3.1 libraries register)
+_DCN_V1 = ("MMDeploy's ONNX Runtime ops have the modulated deformable convolution (DCNv2, MMCVModulatedDeformConv2d) "
+           "but not DCN v1 (mmcv's DeformConv2d: dcn=dict(type='DCN'), and the deformable heads of TOOD, VFNet, "
+           "RepPoints): use dcn=dict(type='DCNv2') and retrain, or deploy to TensorRT, whose MMDeploy plugins have "
+           'both')
+OP_ADVICE = {r'\bMMCVDeformConv2d\b|\bDeformConv2dFunction\b': _DCN_V1}
 _PACKAGES = ('mmdet', 'mmcv', 'mmpretrain', 'cbnet', 'mmdeploy', 'timm')
 
 
@@ -38,6 +45,7 @@ def export_error(model_type: str, error: BaseException, stage: str = 'export') -
               'emits it' if stage == 'backend' else 'MMDeploy has no symbolic or rewriter for it: replace the module '
               'in the model config by one MMDeploy exports, or register a rewriter for it (mmdeploy.core.'
               'FUNCTION_REWRITER); the PyTorch model itself still runs with tools/test.py')
+    advice = next((text for pattern, text in OP_ADVICE.items() if re.search(pattern, str(error))), advice)
     return ExportError(
         f'{model_type}: {stage} failed on {what}{where}: {str(error).splitlines()[0] if str(error) else ""}'
         f'. {advice[0].upper()}{advice[1:]}.')
