@@ -21,7 +21,7 @@ disagree with PyTorch. Measured causes and their fixes here (ONNX Runtime only; 
 Both rewriters register for the ``onnxruntime`` backend only and are active only inside MMDeploy's
 ``RewriterContext`` (during export): importing this module changes nothing else.
 """
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -250,6 +250,50 @@ def yolox_head__predict_by_feat__as_mmdet(self,
     scores = max_scores * objectness
     scores = torch.where(scores >= cfg.score_thr, scores, scores.new_zeros(()))
     keep, kept_scores = nms_per_group(boxes, scores, labels, cfg.nms.get('iou_threshold', 0.5), 0.0,
+                                      cfg.get('max_per_img', _ALL))
+    dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
+    return dets, labels[keep][None]
+
+
+@FUNCTION_REWRITER.register_rewriter('mmdet.models.dense_heads.yolo_head.YOLOV3Head.predict_by_feat', backend=BACKEND)
+def yolov3_head__predict_by_feat__as_mmdet(self,
+                                           pred_maps: Sequence[Tensor],
+                                           batch_img_metas: Optional[List[dict]] = None,
+                                           cfg=None,
+                                           rescale: bool = False,
+                                           with_nms: bool = True):
+    """Detections as mmdet's ``YOLOV3Head.predict_by_feat`` makes them: priors whose objectness reaches
+    ``conf_thr``, the best ``nms_pre`` (prior, class) pairs above ``score_thr`` over all levels together, scores
+    times objectness after that ranking, ``min_bbox_size``, NMS within each class, ``max_per_img``, no clipping."""
+    cfg = self.test_cfg if cfg is None else cfg
+    featmap_sizes = [pred_map.shape[-2:] for pred_map in pred_maps]
+    priors = torch.cat(self.prior_generator.grid_priors(featmap_sizes, device=pred_maps[0].device))
+    preds = torch.cat([_flat(pred_map, self.num_attrib) for pred_map in pred_maps])
+    strides = torch.cat([
+        preds.new_full((pred_map.shape[-2] * pred_map.shape[-1] * self.num_base_priors, ), stride)
+        for pred_map, stride in zip(pred_maps, self.featmap_strides)
+    ])
+    deltas = torch.cat([preds[:, :2].sigmoid(), preds[:, 2:4]], dim=1)
+    boxes = self.bbox_coder.decode(priors, deltas, strides[:, None])
+    objectness, cls_scores = preds[:, 4].sigmoid(), preds[:, 5:].sigmoid()
+    conf_thr = cfg.get('conf_thr', -1)
+    if conf_thr > 0:  # out of the ranking below, as mmdet drops them first
+        cls_scores = torch.where((objectness >= conf_thr)[:, None], cls_scores, cls_scores.new_full((), -1.0))
+    score_thr, nms_pre = cfg.get('score_thr', 0), cfg.get('nms_pre', -1)
+    flat = cls_scores.reshape(-1)
+    ranked = torch.where(flat > score_thr, flat, flat.new_full((), -1.0))
+    if nms_pre > 0:
+        top, inds = ranked.topk(nms_pre)
+    else:
+        top, inds = ranked, torch.arange(ranked.shape[0], device=ranked.device)
+    prior_inds, labels = inds // self.num_classes, inds % self.num_classes
+    boxes = boxes[prior_inds]
+    valid = top > score_thr
+    if cfg.get('min_bbox_size', -1) >= 0:
+        valid = valid & (boxes[:, 2] - boxes[:, 0] > cfg.min_bbox_size) & (
+            boxes[:, 3] - boxes[:, 1] > cfg.min_bbox_size)
+    scores = torch.where(valid, top * objectness[prior_inds], top.new_zeros(()))
+    keep, kept_scores = nms_per_group(boxes, scores, labels, cfg.nms.get('iou_threshold', 0.45), 0.0,
                                       cfg.get('max_per_img', _ALL))
     dets = torch.cat([boxes[keep], kept_scores[:, None]], dim=-1)[None]
     return dets, labels[keep][None]

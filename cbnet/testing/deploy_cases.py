@@ -19,7 +19,7 @@ from mmengine.config import Config
 #: detector kind (the mmdet base class a cbnet kind is registered for) -> detectors whose deployment is tested
 DEPLOY_DETECTORS: Dict[str, Tuple[str, ...]] = {
     'TwoStageDetector': ('FasterRCNN', 'MaskRCNN', 'CascadeRCNN'),
-    'SingleStageDetector': ('RetinaNet', 'ATSS', 'FCOS', 'YOLOX', 'RTMDet', 'Mask2Former'),
+    'SingleStageDetector': ('RetinaNet', 'ATSS', 'FCOS', 'YOLOX', 'YOLOV3', 'RTMDet', 'Mask2Former'),
     'DetectionTransformer': ('DINO', ),
     'SingleStageInstanceSegmentor': ('SOLOv2', ),
     # refused before export (cbnet.deploy.support.REFUSED): MMDeploy has no path for text-prompted detectors
