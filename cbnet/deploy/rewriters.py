@@ -13,9 +13,9 @@ disagree with PyTorch. Measured causes and their fixes here (ONNX Runtime only; 
    (0, 0, 0, 0) that the box head scores like any other, adding a detection mmdet never makes.
 5. R-CNN: every RoI keeps only the box of its best class, which then stands for all classes in the
    multi-class NMS; mmdet uses each class's own regressed box (``reg_class_agnostic=False``).
-6. Dense heads (RetinaNet, ATSS, FCOS, RTMDet, ...; YOLOX): candidates ranked per prior instead of per (prior,
-   class) pair, score factors applied before the ranking, per-class caps and ``keep_top_k`` instead of mmdet's
-   ``nms_pre``/``max_per_img`` (YOLOX: none), the zero row of 4.
+6. Dense heads (RetinaNet, ATSS, FCOS, RTMDet, ...; YOLOX; YOLOv3): candidates ranked per prior instead of per
+   (prior, class) pair, score factors applied before the ranking, per-class caps and ``keep_top_k`` instead of
+   mmdet's ``nms_pre``/``max_per_img`` (YOLOX: none), the zero row of 4.
 7. Cascade masks: the stages' mask logits averaged instead of their probabilities.
 
 Both rewriters register for the ``onnxruntime`` backend only and are active only inside MMDeploy's
