@@ -7,6 +7,7 @@ The detectors are mmdet zoo configs (:func:`cbnet.testing.zoo.zoo_config_for`) m
 gets cases by naming its detector classes in :data:`DEPLOY_DETECTORS`.
 """
 import copy
+import functools
 import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,21 +27,24 @@ DEPLOY_DETECTORS: Dict[str, Tuple[str, ...]] = {
     'GLIP': ('GLIP', ),
     'GroundingDINO': ('GroundingDINO', ),
 }
-#: detectors whose deployed outputs include masks (instance-seg deploy configs)
-WITH_MASKS = {'MaskRCNN', 'CascadeMaskRCNN', 'Mask2Former', 'SOLOv2'}
 #: zoo configs chosen over the first one :func:`zoo_config_for` finds
 ZOO_OVERRIDES = {'CascadeMaskRCNN': 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'}
+#: smaller random weights where the boxes are exp(prediction), unclipped (YOLOX), or the scores saturate at 1 and
+#: tie (RTMDet: NMS breaks ties by order, which is the implementation's)
+WEIGHT_SCALES = {'YOLOX': 0.3, 'RTMDet': 0.05}
 
 
 @dataclass(frozen=True)
 class DeployCase:
     """One CB detector to deploy: ``detector`` (mmdet class name), ``inner`` (a :data:`cbnet.testing.FAMILIES`
-    name), ``num_backbones``."""
+    name), ``num_backbones``; ``config``: the zoo config to start from (default: :func:`zoo_config`), for a
+    variant of the class (RTMDet-Ins is an ``RTMDet`` with an instance-segmentation head)."""
 
     detector: str
     inner: str = 'ResNet'
     num_backbones: int = 2
     weight_scale: float = 1.0  # of the random weights (see :func:`randomize`)
+    config: str = ''
 
     @property
     def name(self) -> str:
@@ -49,17 +53,38 @@ class DeployCase:
 
     @property
     def task(self) -> str:
-        return 'instance-seg' if self.detector in WITH_MASKS else 'detection'
+        """MMDeploy's task: ``instance-seg`` where the model predicts masks, from its zoo config."""
+        return deploy_task(_zoo_model(self.detector, self.config))
+
+
+def deploy_task(model_cfg: dict) -> str:
+    """``instance-seg`` for a model config with a mask head (``mask_head``, a panoptic head, an instance-seg
+    head's ``loss_mask``), else ``detection``: the deploy config whose graph outputs its masks."""
+    from .zoo_sweep import batch_needs
+    return 'instance-seg' if batch_needs(model_cfg)['with_mask'] else 'detection'
 
 
 def zoo_config(detector: str) -> str:
+    return zoo_source(detector)[0]
+
+
+def zoo_source(detector: str, config: str = '') -> Tuple[str, Optional[str]]:
+    """``(zoo config, model type to build)``: ``config`` or the config :func:`zoo_config_for` finds for
+    ``detector`` (a base class such as ``SingleStageDetector`` is built from a subclass's config), with the type
+    to set (None: the config's own)."""
     from .zoo import zoo_config_for
-    if detector in ZOO_OVERRIDES:
-        return ZOO_OVERRIDES[detector]
+    if config or detector in ZOO_OVERRIDES:
+        return config or ZOO_OVERRIDES[detector], None
     found = zoo_config_for(detector)
     if found is None:
         raise KeyError(f'mmdet\'s zoo has no config of {detector}')
-    return found[0]
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_model(detector: str, config: str = '') -> dict:
+    from .detectors import mmdet_config
+    return mmdet_config(zoo_source(detector, config)[0]).model.to_dict()
 
 
 def _set_inner(model: dict, inner: str) -> None:
@@ -97,8 +122,11 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
     from .detectors import mmdet_config
     from .zoo import tiny_zoo_detector
     from .zoo_sweep import few_detections
-    cfg = mmdet_config(zoo_config(case.detector))
+    rel, model_type = zoo_source(case.detector, case.config)
+    cfg = mmdet_config(rel)
     model = tiny_zoo_detector(cfg.model)
+    if model_type:
+        model['type'] = model_type
     few_detections(model, proposals=50, detections=20)
     cfg.model = Config(dict(model=model)).model
     cfg = cbnetify(cfg, num_backbones=case.num_backbones)
@@ -148,7 +176,12 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
                     pad_shape=size)) for _ in range(2)
         ]
         with torch.no_grad():
-            model(inputs, samples, mode='tensor')
+            try:
+                model(inputs, samples, mode='tensor')
+            except (AttributeError, AssertionError):  # CondInst, BoxInst, QueryInst: their tensor mode needs targets
+                for m in batch_norms:
+                    m.reset_running_stats()
+                model(inputs, samples, mode='predict')
         for m in batch_norms:
             m.momentum = 0.1
     model.eval()
