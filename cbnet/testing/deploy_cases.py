@@ -142,8 +142,8 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
 def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64, 96), scale: float = 1.0) -> None:
     """Random weights that give detections with distinct scores: conv/linear weights LeCun-normal (no ReLU
     gain, so scores do not saturate into ties), biases and norm affines jittered, the composite connections
-    live, then every BatchNorm's statistics measured on random images (activations of order one in eval mode,
-    through any depth)."""
+    live, query-based R-CNN box deltas zero, then every BatchNorm's statistics measured on random images
+    (activations of order one in eval mode, through any depth)."""
     from torch.nn.modules.batchnorm import _BatchNorm
     g = torch.Generator().manual_seed(seed)
     norms = (_BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
@@ -157,6 +157,7 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
                     p.copy_(noise * scale * (1.0 / p[0].numel())**0.5)
                 else:
                     p.copy_(noise * 0.1)
+    _keep_query_boxes_in_the_image(model, g)
     batch_norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     if batch_norms:
         model.eval()
@@ -185,6 +186,23 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
         for m in batch_norms:
             m.momentum = 0.1
     model.eval()
+
+
+def _keep_query_boxes_in_the_image(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Random Sparse R-CNN/QueryInst proposals and regressions lie outside the image (inverted RoIs that RoIAlign
+    rejects): here the learned proposals are boxes inside the image (centres in its middle half, sides 20-50 %)
+    and the box deltas are zero, as a trained model's stay small."""
+    from mmdet.models.roi_heads import SparseRoIHead
+    roi_head = getattr(model, 'roi_head', None)
+    if not isinstance(roi_head, SparseRoIHead):
+        return
+    with torch.no_grad():
+        proposals = model.rpn_head.init_proposal_bboxes.weight  # (cx, cy, w, h) of the image size
+        proposals[:, :2] = 0.25 + 0.5 * torch.rand(proposals[:, :2].shape, generator=generator)
+        proposals[:, 2:] = 0.2 + 0.3 * torch.rand(proposals[:, 2:].shape, generator=generator)
+        for head in roi_head.bbox_head:
+            for p in head.fc_reg.parameters():
+                p.zero_()
 
 
 def write_case(case: DeployCase, out_dir: str, size: Tuple[int, int] = (64, 96), seed: int = 0) -> Tuple[Config, str]:
