@@ -7,6 +7,7 @@ The detectors are mmdet zoo configs (:func:`cbnet.testing.zoo.zoo_config_for`) m
 gets cases by naming its detector classes in :data:`DEPLOY_DETECTORS`.
 """
 import copy
+import functools
 import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,23 +27,26 @@ DEPLOY_DETECTORS: Dict[str, Tuple[str, ...]] = {
     'GLIP': ('GLIP', ),
     'GroundingDINO': ('GroundingDINO', ),
 }
-#: detectors whose deployed outputs include masks (instance-seg deploy configs)
-WITH_MASKS = {'MaskRCNN', 'CascadeMaskRCNN', 'Mask2Former', 'SOLOv2'}
 #: detectors deployed at their zoo config's test thresholds (the tiny ones, 0, make every SOLOv2 mask the whole image)
 ZOO_THRESHOLDS = {'SOLOv2': ('score_thr', 'mask_thr', 'filter_thr')}
 #: zoo configs chosen over the first one :func:`zoo_config_for` finds
 ZOO_OVERRIDES = {'CascadeMaskRCNN': 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'}
+#: smaller random weights where the boxes are exp(prediction), unclipped (YOLOX), or the scores saturate at 1 and
+#: tie (RTMDet: NMS breaks ties by order, which is the implementation's)
+WEIGHT_SCALES = {'YOLOX': 0.3, 'RTMDet': 0.05}
 
 
 @dataclass(frozen=True)
 class DeployCase:
     """One CB detector to deploy: ``detector`` (mmdet class name), ``inner`` (a :data:`cbnet.testing.FAMILIES`
-    name), ``num_backbones``."""
+    name), ``num_backbones``; ``config``: the zoo config to start from (default: :func:`zoo_config`), for a
+    variant of the class (RTMDet-Ins is an ``RTMDet`` with an instance-segmentation head)."""
 
     detector: str
     inner: str = 'ResNet'
     num_backbones: int = 2
     weight_scale: float = 1.0  # of the random weights (see :func:`randomize`)
+    config: str = ''
 
     @property
     def name(self) -> str:
@@ -51,17 +55,38 @@ class DeployCase:
 
     @property
     def task(self) -> str:
-        return 'instance-seg' if self.detector in WITH_MASKS else 'detection'
+        """MMDeploy's task: ``instance-seg`` where the model predicts masks, from its zoo config."""
+        return deploy_task(_zoo_model(self.detector, self.config))
+
+
+def deploy_task(model_cfg: dict) -> str:
+    """``instance-seg`` for a model config with a mask head (``mask_head``, a panoptic head, an instance-seg
+    head's ``loss_mask``), else ``detection``: the deploy config whose graph outputs its masks."""
+    from .zoo_sweep import batch_needs
+    return 'instance-seg' if batch_needs(model_cfg)['with_mask'] else 'detection'
 
 
 def zoo_config(detector: str) -> str:
+    return zoo_source(detector)[0]
+
+
+def zoo_source(detector: str, config: str = '') -> Tuple[str, Optional[str]]:
+    """``(zoo config, model type to build)``: ``config`` or the config :func:`zoo_config_for` finds for
+    ``detector`` (a base class such as ``SingleStageDetector`` is built from a subclass's config), with the type
+    to set (None: the config's own)."""
     from .zoo import zoo_config_for
-    if detector in ZOO_OVERRIDES:
-        return ZOO_OVERRIDES[detector]
+    if config or detector in ZOO_OVERRIDES:
+        return config or ZOO_OVERRIDES[detector], None
     found = zoo_config_for(detector)
     if found is None:
         raise KeyError(f'mmdet\'s zoo has no config of {detector}')
-    return found[0]
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_model(detector: str, config: str = '') -> dict:
+    from .detectors import mmdet_config
+    return mmdet_config(zoo_source(detector, config)[0]).model.to_dict()
 
 
 def _set_inner(model: dict, inner: str) -> None:
@@ -99,11 +124,14 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
     from .detectors import mmdet_config
     from .zoo import tiny_zoo_detector
     from .zoo_sweep import few_detections
-    cfg = mmdet_config(zoo_config(case.detector))
+    rel, model_type = zoo_source(case.detector, case.config)
+    cfg = mmdet_config(rel)
     zoo_test_cfg = copy.deepcopy(cfg.model.get('test_cfg'))
     model = tiny_zoo_detector(cfg.model)
     for key in ZOO_THRESHOLDS.get(case.detector, ()):
         model['test_cfg'][key] = zoo_test_cfg[key]
+    if model_type:
+        model['type'] = model_type
     few_detections(model, proposals=50, detections=20)
     cfg.model = Config(dict(model=model)).model
     cfg = cbnetify(cfg, num_backbones=case.num_backbones)
@@ -119,8 +147,8 @@ def model_config(case: DeployCase, size: Tuple[int, int] = (64, 96)) -> Config:
 def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64, 96), scale: float = 1.0) -> None:
     """Random weights that give detections with distinct scores: conv/linear weights LeCun-normal (no ReLU
     gain, so scores do not saturate into ties), biases and norm affines jittered, the composite connections
-    live, then every BatchNorm's statistics measured on random images (activations of order one in eval mode,
-    through any depth)."""
+    live, query-based R-CNN box deltas zero, then every BatchNorm's statistics measured on random images
+    (activations of order one in eval mode, through any depth)."""
     from torch.nn.modules.batchnorm import _BatchNorm
     g = torch.Generator().manual_seed(seed)
     norms = (_BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
@@ -134,6 +162,7 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
                     p.copy_(noise * scale * (1.0 / p[0].numel())**0.5)
                 else:
                     p.copy_(noise * 0.1)
+    _keep_query_boxes_in_the_image(model, g)
     batch_norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     if batch_norms:
         model.eval()
@@ -153,10 +182,32 @@ def randomize(model: torch.nn.Module, seed: int = 0, size: Tuple[int, int] = (64
                     pad_shape=size)) for _ in range(2)
         ]
         with torch.no_grad():
-            model(inputs, samples, mode='tensor')
+            try:
+                model(inputs, samples, mode='tensor')
+            except (AttributeError, AssertionError):  # CondInst, BoxInst, QueryInst: their tensor mode needs targets
+                for m in batch_norms:
+                    m.reset_running_stats()
+                model(inputs, samples, mode='predict')
         for m in batch_norms:
             m.momentum = 0.1
     model.eval()
+
+
+def _keep_query_boxes_in_the_image(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Random Sparse R-CNN/QueryInst proposals and regressions lie outside the image (inverted RoIs that RoIAlign
+    rejects): here the learned proposals are boxes inside the image (centres in its middle half, sides 20-50 %)
+    and the box deltas are zero, as a trained model's stay small."""
+    from mmdet.models.roi_heads import SparseRoIHead
+    roi_head = getattr(model, 'roi_head', None)
+    if not isinstance(roi_head, SparseRoIHead):
+        return
+    with torch.no_grad():
+        proposals = model.rpn_head.init_proposal_bboxes.weight  # (cx, cy, w, h) of the image size
+        proposals[:, :2] = 0.25 + 0.5 * torch.rand(proposals[:, :2].shape, generator=generator)
+        proposals[:, 2:] = 0.2 + 0.3 * torch.rand(proposals[:, 2:].shape, generator=generator)
+        for head in roi_head.bbox_head:
+            for p in head.fc_reg.parameters():
+                p.zero_()
 
 
 def write_case(case: DeployCase, out_dir: str, size: Tuple[int, int] = (64, 96), seed: int = 0) -> Tuple[Config, str]:
