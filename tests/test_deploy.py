@@ -20,8 +20,7 @@ from cbnet.deploy import NotDeployableError, check_deployable, check_parity, exp
 from cbnet.deploy.graph import NAMED_PARAMETERS_EXPORT, graph_parameters, parameter_count, used_parameters  # noqa: E402
 from cbnet.models.detectors import KINDS  # noqa: E402
 from cbnet.testing.backbones import torch_threads  # noqa: E402
-from cbnet.testing.deploy_cases import DEPLOY_DETECTORS, WEIGHT_SCALES, DeployCase, deploy_cases  # noqa: E402
-from cbnet.testing.deploy_cases import write_case, write_image  # noqa: E402
+from cbnet.testing.deploy_cases import DEPLOY_DETECTORS, DeployCase, deploy_cases, write_case, write_image  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: (h, w) of the test images; the pipeline resizes them to fit 160x160: 128x160 (no padding), 141x160 and 160x122
@@ -30,10 +29,7 @@ SIZES = [(128, 160), (150, 170), (170, 130)]
 REFUSED = {'Mask2Former'}
 #: refused from the config alone (building them needs a language model): see the test below
 TEXT_PROMPTED = {'GLIP', 'GroundingDINO'}
-CASES = [
-    DeployCase(c.detector, weight_scale=WEIGHT_SCALES.get(c.detector, 1.0))
-    for c in deploy_cases('ResNet') if c.detector not in REFUSED | TEXT_PROMPTED
-] + [
+CASES = [c for c in deploy_cases('ResNet') if c.detector not in REFUSED | TEXT_PROMPTED] + [
     DeployCase('FasterRCNN', 'Swin'),
     DeployCase('MaskRCNN', 'ConvNeXt'),
     DeployCase('FasterRCNN', num_backbones=3),

@@ -238,5 +238,9 @@ def write_image(path: str, size: Tuple[int, int] = (64, 96), seed: int = 0) -> s
 
 
 def deploy_cases(inner: Optional[str] = 'ResNet') -> List[DeployCase]:
-    """One case per detector of :data:`DEPLOY_DETECTORS` (with ``inner`` as the backbone family)."""
-    return [DeployCase(d, inner) for detectors in DEPLOY_DETECTORS.values() for d in detectors]
+    """One case per detector of :data:`DEPLOY_DETECTORS` (with ``inner`` as the backbone family and the detector's
+    :data:`WEIGHT_SCALES`)."""
+    return [
+        DeployCase(d, inner, weight_scale=WEIGHT_SCALES.get(d, 1.0)) for detectors in DEPLOY_DETECTORS.values()
+        for d in detectors
+    ]
