@@ -114,6 +114,14 @@ def test_what_mmdeploy_cannot_export_is_refused_with_the_reason(detector, images
         export(deploy_config('instance-seg', True), cfg, ckpt, images[0], str(tmp_path))
 
 
+def test_cornernet_is_refused_before_its_soft_nms():
+    """Switching CornerNet to hard NMS, as the soft-NMS refusal says, would only reach MMDeploy's missing
+    CornerHead path: the refusal names that first."""
+    model_cfg = Config(dict(model=dict(type='CBCornerNet', test_cfg=dict(nms=dict(type='soft_nms')))))
+    with pytest.raises(NotDeployableError, match=r"CBCornerNet: .*pad_shape_for_onnx"):
+        check_deployable(model_cfg, Config(dict()))
+
+
 @pytest.mark.parametrize('detector', sorted(TEXT_PROMPTED))
 def test_text_prompted_detectors_are_refused_before_export(detector):
     model_cfg = Config(dict(model=dict(type=f'CB{detector}', test_cfg=dict())))

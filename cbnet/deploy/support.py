@@ -61,6 +61,9 @@ REFUSED = {
     None,  # same reason, filled below
 }
 REFUSED['Mask2Former'] = REFUSED['MaskFormer']
+REFUSED['CornerNet'] = (  # CentripetalNet's configs build a CornerNet too
+    "MMDeploy 1.3.1 has no rewriter for mmdet 3's CornerHead, whose ONNX path reads img_meta['pad_shape_for_onnx'], "
+    'which nothing sets (the export fails with that KeyError). Run the PyTorch model (tools/test.py).')
 for _text_prompted in ('GLIP', 'GroundingDINO'):
     REFUSED[_text_prompted] = (
         'MMDeploy 1.3.1 has no task or rewriters for text-prompted detectors: the prompt is tokenized in Python and '
