@@ -22,6 +22,7 @@ import time
 from cbnet.analysis import environment, versions_line, write_results
 from cbnet.testing.deploy_sweep import (STATUSES, markdown_report, row_from_dict, row_to_dict, sweep_detector,
                                         sweep_detectors, totals)
+from cbnet.testing.sweep_cli import load_partial
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -45,14 +46,7 @@ def main() -> None:
         sys.exit(f'not a CB detector class (or variant): {", ".join(unknown)}; choose from {", ".join(everything)}')
     os.makedirs(args.out_dir, exist_ok=True)
     partial = osp.join(args.out_dir, 'deploy_sweep.partial.jsonl')
-    done = {}
-    if args.resume and osp.isfile(partial):
-        with open(partial) as f:
-            for line in f:
-                row = row_from_dict(json.loads(line))
-                done[row.detector] = row
-    elif osp.isfile(partial):
-        os.remove(partial)
+    done = load_partial(partial, args.resume, row_from_dict, lambda row: row.detector)
 
     start = time.time()
     rows = []

@@ -23,6 +23,7 @@ import time
 import torch
 
 from cbnet.analysis import environment, versions_line, write_results
+from cbnet.testing.sweep_cli import load_partial
 from cbnet.testing.zoo_sweep import (STATUSES, markdown_report, result_from_dict, result_to_dict, summarize,
                                      sweep_config, zoo_configs)
 
@@ -48,14 +49,7 @@ def main() -> None:
         configs = [c for c in configs if any(fnmatch.fnmatch(c, p) for p in args.only)]
     os.makedirs(args.out_dir, exist_ok=True)
     partial = osp.join(args.out_dir, 'zoo_sweep.partial.jsonl')
-    done = {}
-    if args.resume and osp.isfile(partial):
-        with open(partial) as f:
-            for line in f:
-                result = result_from_dict(json.loads(line))
-                done[result.config] = result
-    elif osp.isfile(partial):
-        os.remove(partial)
+    done = load_partial(partial, args.resume, result_from_dict, lambda result: result.config)
 
     start = time.time()
     seen = {}

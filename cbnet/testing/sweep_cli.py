@@ -1,11 +1,13 @@
-"""What the architecture-sweep CLIs (``benchmarks/timm_sweep.py``, ``benchmarks/mmpretrain_sweep.py``) share: their
-common options, a quiet single-threaded run, and the record and report they write."""
+"""What the sweep CLIs share: the architecture sweeps' (``benchmarks/timm_sweep.py``, ``mmpretrain_sweep.py``) common
+options, quiet single-threaded run, and record and report; the long sweeps' (``zoo_sweep.py``, ``deploy_sweep.py``)
+resumable partial results."""
 import argparse
 import datetime
+import os
 import os.path as osp
 import shlex
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -62,3 +64,19 @@ def write_sweep(out_dir: str,
     report = markdown_report(results, header)
     write_results(out_dir, name, record, report, indent=1)
     return report
+
+
+def load_partial(path: str, resume: bool, from_dict: Callable[[dict], Any], key: Callable[[Any],
+                                                                                          str]) -> Dict[str, Any]:
+    """The results an interrupted run appended to ``path`` (one JSON object a line), by ``key``, when resuming;
+    otherwise the file is removed, so that the new run starts it afresh."""
+    import json
+    done: Dict[str, Any] = {}
+    if resume and osp.isfile(path):
+        with open(path) as f:
+            for line in f:
+                result = from_dict(json.loads(line))
+                done[key(result)] = result
+    elif osp.isfile(path):
+        os.remove(path)
+    return done
