@@ -168,6 +168,28 @@ def _activation(head, cls_score: Tensor) -> Tensor:
     return cls_score.sigmoid() if head.use_sigmoid_cls else cls_score.softmax(-1)[:, :-1]
 
 
+def top_pairs(scores: Tensor, score_thr: float, nms_pre: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """mmdet's ``filter_scores_and_topk`` in ONNX: of the (N, C) scores, the best ``nms_pre`` (prior, class)
+    pairs, those above ``score_thr`` first (``nms_pre`` pairs are kept in any case: the caller masks out those
+    at or below ``score_thr``). Returns their scores, prior indices and labels."""
+    flat = scores.reshape(-1)
+    ranked = torch.where(flat > score_thr, flat, flat.new_full((), -1.0))  # the valid pairs first
+    if nms_pre > 0:
+        top, inds = ranked.topk(nms_pre)
+    else:
+        top, inds = ranked, torch.arange(ranked.shape[0], device=ranked.device)
+    return top, inds // scores.shape[1], inds % scores.shape[1]
+
+
+def wide_enough(boxes: Tensor, valid: Tensor, cfg) -> Tensor:
+    """``valid`` and, where ``cfg.min_bbox_size`` is set, boxes wider and higher than it (mmdet's
+    ``_bbox_post_process``)."""
+    if cfg.get('min_bbox_size', -1) >= 0:
+        valid = valid & (boxes[:, 2] - boxes[:, 0] > cfg.min_bbox_size) & (
+            boxes[:, 3] - boxes[:, 1] > cfg.min_bbox_size)
+    return valid
+
+
 def base_dense_head__predict_by_feat__as_mmdet(self,
                                                cls_scores: List[Tensor],
                                                bbox_preds: List[Tensor],
@@ -190,17 +212,10 @@ def base_dense_head__predict_by_feat__as_mmdet(self,
     score_thr, nms_pre = cfg.get('score_thr', 0), cfg.get('nms_pre', -1)
     kept = dict(deltas=[], priors=[], scores=[], labels=[], factors=[])
     for level, (cls_score, delta, prior) in enumerate(zip(cls_scores, bbox_preds, priors)):
-        scores = _activation(self, _flat(cls_score, self.cls_out_channels))
-        num_classes = scores.shape[1]
-        flat = scores.reshape(-1)
-        ranked = torch.where(flat > score_thr, flat, flat.new_full((), -1.0))  # the valid pairs first
-        if nms_pre > 0:
-            top, inds = ranked.topk(nms_pre)
-        else:
-            top, inds = ranked, torch.arange(ranked.shape[0], device=ranked.device)
-        prior_inds = inds // num_classes
+        top, prior_inds, labels = top_pairs(
+            _activation(self, _flat(cls_score, self.cls_out_channels)), score_thr, nms_pre)
         kept['scores'].append(top)
-        kept['labels'].append(inds % num_classes)
+        kept['labels'].append(labels)
         kept['deltas'].append(_flat(delta, self.bbox_coder.encode_size)[prior_inds])
         kept['priors'].append(get_box_tensor(prior)[prior_inds])
         if with_factors:
@@ -210,9 +225,7 @@ def base_dense_head__predict_by_feat__as_mmdet(self,
     if with_factors:
         scores = scores * torch.cat(kept['factors'])
     boxes = _decode(self.bbox_coder, torch.cat(kept['priors']), torch.cat(kept['deltas']), img_shape)
-    if cfg.get('min_bbox_size', -1) >= 0:
-        valid = valid & (boxes[:, 2] - boxes[:, 0] > cfg.min_bbox_size) & (
-            boxes[:, 3] - boxes[:, 1] > cfg.min_bbox_size)
+    valid = wide_enough(boxes, valid, cfg)
     scores = torch.where(valid, scores, scores.new_zeros(()))  # out of the NMS below (score threshold 0)
     labels = torch.cat(kept['labels'])
     keep, kept_scores = nms_per_group(boxes, scores, labels, cfg.nms.get('iou_threshold', 0.5), 0.0,
@@ -279,19 +292,10 @@ def yolov3_head__predict_by_feat__as_mmdet(self,
     conf_thr = cfg.get('conf_thr', -1)
     if conf_thr > 0:  # out of the ranking below, as mmdet drops them first
         cls_scores = torch.where((objectness >= conf_thr)[:, None], cls_scores, cls_scores.new_full((), -1.0))
-    score_thr, nms_pre = cfg.get('score_thr', 0), cfg.get('nms_pre', -1)
-    flat = cls_scores.reshape(-1)
-    ranked = torch.where(flat > score_thr, flat, flat.new_full((), -1.0))
-    if nms_pre > 0:
-        top, inds = ranked.topk(nms_pre)
-    else:
-        top, inds = ranked, torch.arange(ranked.shape[0], device=ranked.device)
-    prior_inds, labels = inds // self.num_classes, inds % self.num_classes
+    score_thr = cfg.get('score_thr', 0)
+    top, prior_inds, labels = top_pairs(cls_scores, score_thr, cfg.get('nms_pre', -1))
     boxes = boxes[prior_inds]
-    valid = top > score_thr
-    if cfg.get('min_bbox_size', -1) >= 0:
-        valid = valid & (boxes[:, 2] - boxes[:, 0] > cfg.min_bbox_size) & (
-            boxes[:, 3] - boxes[:, 1] > cfg.min_bbox_size)
+    valid = wide_enough(boxes, top > score_thr, cfg)
     scores = torch.where(valid, top * objectness[prior_inds], top.new_zeros(()))
     keep, kept_scores = nms_per_group(boxes, scores, labels, cfg.nms.get('iou_threshold', 0.45), 0.0,
                                       cfg.get('max_per_img', _ALL))
